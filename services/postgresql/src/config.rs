@@ -1,0 +1,81 @@
+//! The postgresql service's settings (`FLEET_POSTGRESQL_*`) on top of the common ones.
+
+use std::{str::FromStr, time::Duration};
+
+use fleet_shared::{
+    Secret,
+    config::{CommonConfig, ConfigError, EnvReader},
+};
+use sqlx::{ConnectOptions, postgres::PgConnectOptions};
+
+/// The service's well-known port.
+pub const DEFAULT_PORT: u16 = 50052;
+
+/// Everything the service needs to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Settings every service has.
+    pub common: CommonConfig,
+    /// `FLEET_POSTGRESQL_ADMIN_URL`: superuser connection, e.g.
+    /// `postgres://postgres:secret@127.0.0.1:5432/postgres`.
+    pub admin: Secret<PgConnectOptions>,
+    /// `FLEET_POSTGRESQL_APP_HOST`: host apps connect to (default: the admin URL's host).
+    pub app_host: String,
+    /// `FLEET_POSTGRESQL_APP_PORT`: port apps connect to (default: the admin URL's port).
+    pub app_port: u16,
+    /// `FLEET_POSTGRESQL_POOL_SIZE`: admin connections kept open (default 10).
+    pub pool_size: u32,
+    /// `FLEET_POSTGRESQL_CONNECT_TIMEOUT_SECS`: how long a call waits for an admin connection
+    /// before failing with UNAVAILABLE (default 5).
+    pub connect_timeout: Duration,
+    /// `FLEET_POSTGRESQL_APP_CONNECTION_LIMIT`: connections one app may hold (default 50).
+    pub app_connection_limit: u32,
+}
+
+impl Config {
+    /// Reads and validates the environment, reporting every problem at once.
+    pub fn from_env(env: EnvReader) -> Result<Self, ConfigError> {
+        let mut env = env;
+        let common = CommonConfig::read(&mut env, DEFAULT_PORT);
+        let admin = env
+            .required(
+                "FLEET_POSTGRESQL_ADMIN_URL",
+                "superuser URL of the PostgreSQL server, postgres://USER:PASSWORD@HOST:PORT/postgres",
+            )
+            .and_then(|url| match PgConnectOptions::from_str(&url) {
+                Ok(options) => Some(options),
+                Err(_) => {
+                    // The URL holds a password: say what is wrong without echoing it.
+                    env.problem(
+                        "FLEET_POSTGRESQL_ADMIN_URL is not a valid postgres:// URL".to_owned(),
+                    );
+                    None
+                }
+            });
+        let app_host = env.optional("FLEET_POSTGRESQL_APP_HOST");
+        let app_port = env.parsed_optional::<u16>("FLEET_POSTGRESQL_APP_PORT");
+        let pool_size = env.parsed("FLEET_POSTGRESQL_POOL_SIZE", 10);
+        let connect_timeout = env.seconds(
+            "FLEET_POSTGRESQL_CONNECT_TIMEOUT_SECS",
+            Duration::from_secs(5),
+        );
+        let app_connection_limit = env.parsed("FLEET_POSTGRESQL_APP_CONNECTION_LIMIT", 50);
+        if pool_size == 0 {
+            env.problem("FLEET_POSTGRESQL_POOL_SIZE must be at least 1".to_owned());
+        }
+        env.finish()?;
+        // finish() succeeded, so nothing was missing.
+        let (Some(common), Some(admin)) = (common, admin) else {
+            return Err(ConfigError(vec!["incomplete configuration".to_owned()]));
+        };
+        Ok(Self {
+            app_host: app_host.unwrap_or_else(|| admin.get_host().to_owned()),
+            app_port: app_port.unwrap_or_else(|| admin.get_port()),
+            admin: Secret::new(admin.disable_statement_logging()),
+            common,
+            pool_size,
+            connect_timeout,
+            app_connection_limit,
+        })
+    }
+}

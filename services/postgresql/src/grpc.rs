@@ -1,0 +1,69 @@
+//! The `fleet.addon.v1.Addon` implementation: validate, convert, call the domain, map errors.
+
+use std::{future::Future, sync::Arc};
+
+use fleet_shared::proto::addon::{
+    DeprovisionRequest, DeprovisionResponse, ListRequest, ListResponse, ProvisionRequest,
+    ProvisionResponse, addon_server::Addon,
+};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    error::Error,
+    provisioner::Provisioner,
+    request::{ProvisionSpec, parse_deprovision},
+};
+
+/// The gRPC face of a [`Provisioner`].
+#[derive(Debug, Clone)]
+pub struct AddonService {
+    provisioner: Arc<Provisioner>,
+}
+
+impl AddonService {
+    /// Serves `provisioner`.
+    pub fn new(provisioner: Arc<Provisioner>) -> Self {
+        Self { provisioner }
+    }
+}
+
+#[tonic::async_trait]
+impl Addon for AddonService {
+    async fn provision(
+        &self,
+        request: Request<ProvisionRequest>,
+    ) -> Result<Response<ProvisionResponse>, Status> {
+        let spec = ProvisionSpec::try_from(request.into_inner())?;
+        let provisioner = Arc::clone(&self.provisioner);
+        let env = to_completion(async move { provisioner.provision(&spec).await }).await?;
+        Ok(Response::new(ProvisionResponse {
+            env: env.into_iter().collect(),
+        }))
+    }
+
+    async fn deprovision(
+        &self,
+        request: Request<DeprovisionRequest>,
+    ) -> Result<Response<DeprovisionResponse>, Status> {
+        let app = parse_deprovision(request.into_inner())?;
+        let provisioner = Arc::clone(&self.provisioner);
+        to_completion(async move { provisioner.deprovision(&app).await }).await?;
+        Ok(Response::new(DeprovisionResponse {}))
+    }
+
+    async fn list(&self, request: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
+        let ListRequest {} = request.into_inner();
+        let app_ids = self.provisioner.list().await?;
+        Ok(Response::new(ListResponse { app_ids }))
+    }
+}
+
+/// Runs `work` on its own task: a caller that hangs up (or a deadline that expires) drops the
+/// handler's future, and would otherwise stop a provision half-way, between two statements.
+async fn to_completion<T: Send + 'static>(
+    work: impl Future<Output = Result<T, Error>> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::spawn(work)
+        .await
+        .map_err(|error| Error::Internal(format!("provisioning task failed: {error}")))?
+}

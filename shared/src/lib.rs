@@ -1,0 +1,20 @@
+//! What every service of the fleet shares: the gRPC contract compiled from `proto/`, the server
+//! kit (health, reflection, bearer auth, JSON logs, graceful shutdown), configuration from the
+//! environment, app ids and the names and passwords derived from them, and (feature `testkit`)
+//! real backends started on loopback for tests and benchmarks.
+
+pub mod app_id;
+pub mod auth;
+pub mod config;
+pub mod credentials;
+pub mod env_bundle;
+pub mod proto;
+pub mod secret;
+pub mod server;
+pub mod shutdown;
+pub mod telemetry;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use app_id::AppId;
+pub use secret::Secret;
