@@ -17,7 +17,8 @@ pub struct Config {
     /// Settings every service has.
     pub common: CommonConfig,
     /// `FLEET_POSTGRESQL_ADMIN_URL`: superuser connection, e.g.
-    /// `postgres://postgres:secret@127.0.0.1:5432/postgres`.
+    /// `postgres://postgres:secret@127.0.0.1:5432/postgres`; the password may instead come
+    /// from the file named by `FLEET_POSTGRESQL_ADMIN_PASSWORD_FILE` (Docker secrets).
     pub admin: Secret<PgConnectOptions>,
     /// `FLEET_POSTGRESQL_APP_HOST`: host apps connect to (default: the admin URL's host).
     pub app_host: String,
@@ -52,6 +53,20 @@ impl Config {
                     None
                 }
             });
+        let admin = match env.optional("FLEET_POSTGRESQL_ADMIN_PASSWORD_FILE") {
+            None => admin,
+            Some(path) => match std::fs::read_to_string(&path) {
+                Ok(password) => {
+                    admin.map(|options| options.password(password.trim_end_matches(['\r', '\n'])))
+                }
+                Err(error) => {
+                    env.problem(format!(
+                        "FLEET_POSTGRESQL_ADMIN_PASSWORD_FILE: cannot read {path}: {error}"
+                    ));
+                    None
+                }
+            },
+        };
         let app_host = env.optional("FLEET_POSTGRESQL_APP_HOST");
         let app_port = env.parsed_optional::<u16>("FLEET_POSTGRESQL_APP_PORT");
         let pool_size = env.parsed("FLEET_POSTGRESQL_POOL_SIZE", 10);

@@ -48,6 +48,12 @@ impl From<sqlx::Error> for Error {
                     "57P01" | "57P02" | "57P03" | "53300" => {
                         Self::Unavailable(db.message().to_owned())
                     }
+                    // invalid_password, invalid_authorization_specification
+                    "28P01" | "28000" => Self::Unavailable(
+                        "the server refused the service's admin credentials; check \
+                         FLEET_POSTGRESQL_ADMIN_URL (and FLEET_POSTGRESQL_ADMIN_PASSWORD_FILE)"
+                            .to_owned(),
+                    ),
                     _ => Self::Internal(format!("PostgreSQL error {code}: {}", db.message())),
                 }
             }

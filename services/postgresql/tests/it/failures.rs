@@ -161,3 +161,17 @@ async fn postgresql_down_is_unavailable_and_says_so() {
     );
     service.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_admin_credentials_are_unavailable_and_name_the_setting() {
+    let wrong = postgres().url("postgres", "not-the-password", "postgres");
+    let service = Service::start_with(&wrong).await;
+    let mut client = service.client().await;
+    let status = assert_code(
+        provision(&mut client, request(&app_id("wrong-admin"), None)).await,
+        Code::Unavailable,
+        "FLEET_POSTGRESQL_ADMIN_URL",
+    );
+    assert!(!status.message().contains("not-the-password"), "{status:?}");
+    service.stop().await;
+}

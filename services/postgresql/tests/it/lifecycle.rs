@@ -238,3 +238,32 @@ async fn health_reports_serving_while_postgresql_answers() {
     assert_eq!(unknown.unwrap_err().code(), Code::NotFound);
     service.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_password_can_come_from_a_file_and_apps_get_the_configured_address() {
+    let url = postgres().admin_url();
+    let credentials_and_rest = url.strip_prefix("postgres://postgres:").unwrap();
+    let (password, host_and_database) = credentials_and_rest.split_once('@').unwrap();
+    let without_password = format!("postgres://postgres@{host_and_database}");
+    let dir = tempfile::tempdir().unwrap();
+    let password_file = dir.path().join("pg-password");
+    std::fs::write(&password_file, format!("{password}\n")).unwrap();
+    let password_file = password_file.display().to_string();
+    let service = Service::start_with_env(
+        &without_password,
+        &[
+            ("FLEET_POSTGRESQL_ADMIN_PASSWORD_FILE", &password_file),
+            ("FLEET_POSTGRESQL_APP_HOST", "db.internal"),
+            ("FLEET_POSTGRESQL_APP_PORT", "6432"),
+        ],
+    )
+    .await;
+    let mut client = service.client().await;
+    let app = app_id("pwfile");
+    let env = provision(&mut client, request(&app, None)).await.unwrap();
+    assert_eq!(env["CLOUDRON_POSTGRESQL_HOST"], "db.internal");
+    assert_eq!(env["CLOUDRON_POSTGRESQL_PORT"], "6432");
+    assert!(env["CLOUDRON_POSTGRESQL_URL"].contains("@db.internal:6432/"));
+    deprovision(&mut client, &app).await.unwrap();
+    service.stop().await;
+}

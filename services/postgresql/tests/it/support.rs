@@ -56,7 +56,7 @@ pub struct Secrets {
 impl Secrets {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let token = format!("test-token-{}", std::process::id());
+        let token = format!("test-token-0123456789-{}", std::process::id());
         std::fs::write(
             dir.path().join("master.key"),
             "k".repeat(32) + "test-master-key",
@@ -107,12 +107,24 @@ impl Service {
     }
 
     pub async fn start_with(admin_url: &str) -> Self {
+        Self::start_with_env(admin_url, &[]).await
+    }
+
+    /// Serves with extra settings.
+    pub async fn start_with_env(admin_url: &str, extra: &[(&str, &str)]) -> Self {
+        // The service's logs, shown with a failing test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter("warn")
+            .try_init();
         let secrets = Secrets::new();
-        let config = Config::from_env(EnvReader::from_vars(
-            "POSTGRESQL",
-            secrets.env(admin_url, &[("FLEET_LISTEN", "127.0.0.1:0")]),
-        ))
-        .unwrap();
+        let mut env = secrets.env(admin_url, &[("FLEET_LISTEN", "127.0.0.1:0")]);
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let config = Config::from_env(EnvReader::from_vars("POSTGRESQL", env)).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = GrpcServer::from_listener(listener, &config.common);
