@@ -53,11 +53,11 @@ if [ ! -d "$pg_dir/data" ]; then
     "$root/deploy/postgresql/cluster.sh" init "$pg_dir" "$pg_dir/superuser-password"
     say "initialised PostgreSQL in $pg_dir"
 fi
-"$root/deploy/postgresql/cluster.sh" run "$pg_dir" "$pg_port" >"$pg_dir/postgres.log" 2>&1 &
+"$root/deploy/postgresql/cluster.sh" run "$pg_dir" "$pg_port" >"$pg_dir/server.log" 2>&1 &
 pids=($! "${pids[@]}")
 wait_port PostgreSQL "$pg_port" "${pids[0]}"
 until pg_isready -q -h 127.0.0.1 -p "$pg_port"; do sleep 0.1; done
-say "PostgreSQL on 127.0.0.1:$pg_port (log: $pg_dir/postgres.log)"
+say "PostgreSQL on 127.0.0.1:$pg_port (log: $pg_dir/server.log)"
 
 # --- the services
 say "building the services (cargo build --release)"

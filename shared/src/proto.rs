@@ -17,3 +17,23 @@ pub mod fleet {
 }
 
 pub use fleet::addon::v1 as addon;
+
+impl addon::provision_request::Options {
+    /// The manifest name of the addon these options belong to.
+    pub fn addon_name(&self) -> &'static str {
+        use addon::provision_request::Options;
+        match self {
+            Options::Mysql(_) => "mysql",
+            Options::Postgresql(_) => "postgresql",
+            Options::Mongodb(_) => "mongodb",
+            Options::Redis(_) => "redis",
+            Options::Ldap(_) => "ldap",
+            Options::Oidc(_) => "oidc",
+            Options::Sendmail(_) => "sendmail",
+            Options::Recvmail(_) => "recvmail",
+            Options::Email(_) => "email",
+            Options::Turn(_) => "turn",
+            Options::Docker(_) => "docker",
+        }
+    }
+}

@@ -194,3 +194,12 @@ impl GrpcServer {
         Ok(())
     }
 }
+
+/// Runs `work` on its own task and waits for it. A caller that hangs up (or whose deadline
+/// expires) drops the handler's future; work that changes a backend must not stop half-way
+/// because of that, so handlers run it through here.
+pub async fn to_completion<T: Send + 'static>(
+    work: impl Future<Output = T> + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    tokio::spawn(work).await
+}

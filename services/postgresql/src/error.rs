@@ -62,6 +62,12 @@ impl From<sqlx::Error> for Error {
     }
 }
 
+impl From<tokio::task::JoinError> for Error {
+    fn from(error: tokio::task::JoinError) -> Self {
+        Self::Internal(format!("provisioning task failed: {error}"))
+    }
+}
+
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
         match error {

@@ -1,10 +1,13 @@
 //! The `fleet.addon.v1.Addon` implementation: validate, convert, call the domain, map errors.
 
-use std::{future::Future, sync::Arc};
+use std::sync::Arc;
 
-use fleet_shared::proto::addon::{
-    DeprovisionRequest, DeprovisionResponse, ListRequest, ListResponse, ProvisionRequest,
-    ProvisionResponse, addon_server::Addon,
+use fleet_shared::{
+    proto::addon::{
+        DeprovisionRequest, DeprovisionResponse, ListRequest, ListResponse, ProvisionRequest,
+        ProvisionResponse, addon_server::Addon,
+    },
+    server::to_completion,
 };
 use tonic::{Request, Response, Status};
 
@@ -35,7 +38,9 @@ impl Addon for AddonService {
     ) -> Result<Response<ProvisionResponse>, Status> {
         let spec = ProvisionSpec::try_from(request.into_inner())?;
         let provisioner = Arc::clone(&self.provisioner);
-        let env = to_completion(async move { provisioner.provision(&spec).await }).await?;
+        let env = to_completion(async move { provisioner.provision(&spec).await })
+            .await
+            .map_err(Error::from)??;
         Ok(Response::new(ProvisionResponse {
             env: env.into_iter().collect(),
         }))
@@ -47,7 +52,9 @@ impl Addon for AddonService {
     ) -> Result<Response<DeprovisionResponse>, Status> {
         let app = parse_deprovision(request.into_inner())?;
         let provisioner = Arc::clone(&self.provisioner);
-        to_completion(async move { provisioner.deprovision(&app).await }).await?;
+        to_completion(async move { provisioner.deprovision(&app).await })
+            .await
+            .map_err(Error::from)??;
         Ok(Response::new(DeprovisionResponse {}))
     }
 
@@ -56,14 +63,4 @@ impl Addon for AddonService {
         let app_ids = self.provisioner.list().await?;
         Ok(Response::new(ListResponse { app_ids }))
     }
-}
-
-/// Runs `work` on its own task: a caller that hangs up (or a deadline that expires) drops the
-/// handler's future, and would otherwise stop a provision half-way, between two statements.
-async fn to_completion<T: Send + 'static>(
-    work: impl Future<Output = Result<T, Error>> + Send + 'static,
-) -> Result<T, Error> {
-    tokio::spawn(work)
-        .await
-        .map_err(|error| Error::Internal(format!("provisioning task failed: {error}")))?
 }

@@ -76,7 +76,7 @@ impl TryFrom<ProvisionRequest> for ProvisionSpec {
                     "options",
                     format!(
                         "this is the {ADDON} service; it takes postgresql options, not {}",
-                        options_name(&other)
+                        other.addon_name()
                     ),
                 ));
             }
@@ -116,23 +116,6 @@ fn validate_extensions(requested: Vec<String>) -> Result<Vec<String>, Error> {
                 extensions::whitelist().join(", ")
             ),
         ))
-    }
-}
-
-/// The manifest name of the addon whose options these are.
-fn options_name(options: &Options) -> &'static str {
-    match options {
-        Options::Mysql(_) => "mysql",
-        Options::Postgresql(_) => "postgresql",
-        Options::Mongodb(_) => "mongodb",
-        Options::Redis(_) => "redis",
-        Options::Ldap(_) => "ldap",
-        Options::Oidc(_) => "oidc",
-        Options::Sendmail(_) => "sendmail",
-        Options::Recvmail(_) => "recvmail",
-        Options::Email(_) => "email",
-        Options::Turn(_) => "turn",
-        Options::Docker(_) => "docker",
     }
 }
 

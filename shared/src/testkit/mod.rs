@@ -1,13 +1,27 @@
 //! Real backends on loopback for integration tests and benchmarks (feature `testkit`).
 //!
-//! Each server gets a private data directory and a free port, runs under a watchdog shell that
-//! stops it when the test process exits (even on a panic or `kill -9`), and removes its data.
+//! Each server is set up by the same script under `deploy/` that `make up` uses
+//! (`<script> init DIR PASSWORD_FILE`, then `<script> run DIR PORT`), gets a private directory
+//! and a free port, and runs under a watchdog shell that stops it when the test process exits
+//! (even on a panic or `kill -9`) and then deletes its directory.
 
+mod mariadb;
 mod postgres;
 
+pub use mariadb::MariaDbServer;
 pub use postgres::PostgresServer;
 
-use std::{net::TcpListener, process::Command};
+use std::{
+    fs,
+    io::Read,
+    net::TcpListener,
+    path::PathBuf,
+    process::{Child, ChildStdin, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+/// How long a server may take to accept connections.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Errors of the test kit: a backend could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -28,8 +42,155 @@ pub fn free_port() -> Result<u16, TestkitError> {
         .map_err(|e| TestkitError::new(format!("no free port: {e}")))
 }
 
+/// Path of a script under `deploy/`.
+fn deploy_script(relative: &str) -> String {
+    format!("{}/../deploy/{relative}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A server run by a `deploy/` script under a watchdog.
+struct Watched {
+    name: &'static str,
+    base: PathBuf,
+    port: u16,
+    password: String,
+    watchdog: Child,
+    stdin: Option<ChildStdin>,
+}
+
+impl Watched {
+    /// Initialises a server with `script init` and a fresh superuser password, then starts it
+    /// with `script run` (plus `extra` arguments) until `ready(port)` holds, trying a few
+    /// ports in case another process takes the free one first.
+    fn start(
+        name: &'static str,
+        script: &str,
+        extra: &[&str],
+        ready: impl Fn(u16) -> bool,
+    ) -> Result<Self, TestkitError> {
+        let base = tempfile::Builder::new()
+            .prefix(&format!("fleet-{name}-"))
+            .tempdir()
+            .map_err(|e| TestkitError::new(format!("cannot create a temp dir: {e}")))?
+            .keep();
+        let password = format!("pw{}x{}", std::process::id(), free_port()?);
+        let password_file = base.join("superuser-password");
+        fs::write(&password_file, &password).map_err(|e| {
+            TestkitError::new(format!("cannot write {}: {e}", password_file.display()))
+        })?;
+        let mut init = Command::new(script);
+        init.arg("init").arg(&base).arg(&password_file);
+        run(init, &format!("{name} init"))?;
+
+        let mut last_error = String::new();
+        for _attempt in 0..3 {
+            let port = free_port()?;
+            let (watchdog, stdin) = spawn_watched(script, &base, port, extra)?;
+            let mut server = Self {
+                name,
+                base: base.clone(),
+                port,
+                password: password.clone(),
+                watchdog,
+                stdin: Some(stdin),
+            };
+            match server.wait_ready(&ready) {
+                Ok(()) => return Ok(server),
+                Err(e) => last_error = e.0,
+            }
+        }
+        Err(TestkitError::new(format!("{name} did not start: {last_error}")))
+    }
+
+    fn wait_ready(&mut self, ready: &impl Fn(u16) -> bool) -> Result<(), TestkitError> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.watchdog.try_wait() {
+                return Err(TestkitError::new(format!(
+                    "{} exited ({status}): {}",
+                    self.name,
+                    self.log()
+                )));
+            }
+            if ready(self.port) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(TestkitError::new(format!(
+            "not ready after {START_TIMEOUT:?}: {}",
+            self.log()
+        )))
+    }
+
+    fn log(&self) -> String {
+        let mut text = String::new();
+        let _ = fs::File::open(self.base.join("server.log"))
+            .and_then(|mut f| f.read_to_string(&mut text));
+        text
+    }
+
+    /// Stops the server and waits until it is gone.
+    fn stop(&mut self) -> Result<(), TestkitError> {
+        drop(self.stdin.take());
+        self.watchdog
+            .wait()
+            .map(|_| ())
+            .map_err(|e| TestkitError::new(format!("cannot wait for {} to stop: {e}", self.name)))
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// Runs `script run base port extra...` under a watchdog shell that stops the server (SIGINT,
+/// then SIGTERM for servers that ignore it) when our end of its stdin closes, i.e. when this
+/// process exits however it exits, then removes `base`.
+fn spawn_watched(
+    script: &str,
+    base: &std::path::Path,
+    port: u16,
+    extra: &[&str],
+) -> Result<(Child, ChildStdin), TestkitError> {
+    let watchdog_script = r#"
+        "$@" >"$BASE/server.log" 2>&1 &
+        pid=$!
+        exec 3<&0
+        ( read _ignored <&3; kill -INT "$pid" 2>/dev/null; kill -TERM "$pid" 2>/dev/null ) &
+        wait "$pid"
+        status=$?
+        rm -rf "$BASE"
+        exit "$status"
+    "#;
+    let mut watchdog = Command::new("sh");
+    watchdog
+        .current_dir(base)
+        .env("BASE", base)
+        .arg("-c")
+        .arg(watchdog_script)
+        .arg("sh")
+        .arg(script)
+        .arg("run")
+        .arg(base)
+        .arg(port.to_string())
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = watchdog
+        .spawn()
+        .map_err(|e| TestkitError::new(format!("cannot start {script}: {e}")))?;
+    let stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| TestkitError::new("no stdin for the watchdog"))?;
+    Ok((child, stdin))
+}
+
 /// Runs `command` to completion, failing with its output.
-pub(crate) fn run(mut command: Command, what: &str) -> Result<(), TestkitError> {
+fn run(mut command: Command, what: &str) -> Result<(), TestkitError> {
     let output = command
         .output()
         .map_err(|e| TestkitError::new(format!("cannot run {what}: {e}")))?;
@@ -43,4 +204,13 @@ pub(crate) fn run(mut command: Command, what: &str) -> Result<(), TestkitError> 
             String::from_utf8_lossy(&output.stderr)
         )))
     }
+}
+
+/// Whether something accepts TCP connections on 127.0.0.1:`port`.
+fn accepts_tcp(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_millis(200),
+    )
+    .is_ok()
 }

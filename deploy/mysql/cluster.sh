@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# A private MariaDB (standing in for MySQL 8) for the mysql addon, configured in one place for
+# `make up` and for the Rust test kit (shared/src/testkit):
+#   cluster.sh init DIR PASSWORD_FILE   mariadb-install-db into DIR/data; admin user
+#                                       fleet_admin@127.0.0.1 with that password
+#   cluster.sh run DIR PORT [--opt]...  exec mariadbd on 127.0.0.1:PORT in the foreground
+# As root, the server drops to user mysql.
+set -euo pipefail
+
+case "${1:-}" in
+init)
+    dir=$2 password_file=$3
+    mkdir -p "$dir/data"
+    password=$(tr -d '\r\n' <"$password_file" | sed "s/'/''/g")
+    cat >"$dir/my.cnf" <<EOT
+[mariadbd]
+datadir=$dir/data
+socket=$dir/mysqld.sock
+pid-file=$dir/mysqld.pid
+bind-address=127.0.0.1
+skip-name-resolve
+character-set-server=utf8mb4
+collation-server=utf8mb4_unicode_ci
+max_connections=500
+# Creates (or resets) the admin account at every start.
+init-file=$dir/init.sql
+[client]
+socket=$dir/mysqld.sock
+EOT
+    (umask 077; cat >"$dir/init.sql" <<EOT
+CREATE USER IF NOT EXISTS 'fleet_admin'@'127.0.0.1' IDENTIFIED BY '$password';
+ALTER USER 'fleet_admin'@'127.0.0.1' IDENTIFIED BY '$password';
+GRANT ALL PRIVILEGES ON *.* TO 'fleet_admin'@'127.0.0.1' WITH GRANT OPTION;
+DROP USER IF EXISTS ''@'localhost';
+DROP USER IF EXISTS ''@'$(hostname)';
+EOT
+)
+    user_args=()
+    if [ "$(id -u)" = 0 ]; then
+        chown -R mysql:mysql "$dir"
+        user_args=(--user=mysql)
+    fi
+    mariadb-install-db --defaults-file="$dir/my.cnf" "${user_args[@]}" \
+        --auth-root-authentication-method=socket --skip-test-db \
+        >"$dir/install.log" 2>&1 || { cat "$dir/install.log" >&2; exit 1; }
+    ;;
+run)
+    dir=$2 port=$3
+    shift 3
+    user_args=()
+    if [ "$(id -u)" = 0 ]; then user_args=(--user=mysql); fi
+    cd "$dir"
+    exec mariadbd --defaults-file="$dir/my.cnf" "${user_args[@]}" --port="$port" "$@"
+    ;;
+*)
+    echo "usage: $0 init DIR PASSWORD_FILE | run DIR PORT [--option]..." >&2
+    exit 2
+    ;;
+esac
