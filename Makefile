@@ -18,6 +18,7 @@ lint:
 	cargo clippy --workspace --all-targets --all-features -- -D warnings
 	cd proto && buf lint
 
-# Provision through the service vs the same SQL issued directly.
+# Provision through each service vs the same SQL issued directly.
 bench: deps
 	cargo bench -p fleet-postgresql --bench provision
+	cargo bench -p fleet-mysql --bench provision

@@ -5,11 +5,15 @@
 #   - starts a private PostgreSQL on 127.0.0.1 (data under .fleet/postgresql, kept),
 #   - builds and starts every service, and prints how to call them.
 # Ctrl-C (or SIGTERM) stops the services (they drain), then the backends.
-# Ports can be moved with FLEET_UP_PG_PORT (55432) and FLEET_UP_POSTGRESQL_PORT (50052).
+#   - starts a private MariaDB on 127.0.0.1 (data under .fleet/mariadb, kept),
+# Ports can be moved with FLEET_UP_PG_PORT (55432), FLEET_UP_MARIADB_PORT (53306),
+# FLEET_UP_POSTGRESQL_PORT (50052) and FLEET_UP_MYSQL_PORT (50051).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 state="$root/.fleet"
 pg_port=${FLEET_UP_PG_PORT:-55432}
+mariadb_port=${FLEET_UP_MARIADB_PORT:-53306}
+mysql_port=${FLEET_UP_MYSQL_PORT:-50051}
 postgresql_port=${FLEET_UP_POSTGRESQL_PORT:-50052}
 say() { echo "fleet-up: $*"; }
 
@@ -21,14 +25,18 @@ new_secret() { (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >
 [ -s "$state/master.key" ] || { new_secret "$state/master.key"; say "created $state/master.key (back it up: every app password derives from it)"; }
 [ -s "$state/token" ] || { new_secret "$state/token"; say "created $state/token"; }
 
+# Everything started, newest first, as "pid:signal": services drain on TERM, PostgreSQL
+# shuts down fast on INT, MariaDB on TERM.
+started=()
 pids=()
+track() { started=("$1:$2" "${started[@]}"); pids=("$1" "${pids[@]}"); }
 stop_all() { # exit status
     trap - INT TERM EXIT
     say "stopping"
-    # Services first (newest first: they drain in-flight calls), backends last.
-    for pid in "${pids[@]}"; do
-        kill -INT "$pid" 2>/dev/null || true # services drain; PostgreSQL does a fast shutdown
-        wait "$pid" 2>/dev/null || true
+    # Newest first: services drain their in-flight calls before the backends go.
+    for entry in "${started[@]}"; do
+        kill "-${entry#*:}" "${entry%%:*}" 2>/dev/null || true
+        wait "${entry%%:*}" 2>/dev/null || true
     done
     say "stopped"
     exit "$1"
@@ -54,10 +62,23 @@ if [ ! -d "$pg_dir/data" ]; then
     say "initialised PostgreSQL in $pg_dir"
 fi
 "$root/deploy/postgresql/cluster.sh" run "$pg_dir" "$pg_port" >"$pg_dir/server.log" 2>&1 &
-pids=($! "${pids[@]}")
+track $! INT
 wait_port PostgreSQL "$pg_port" "${pids[0]}"
 until pg_isready -q -h 127.0.0.1 -p "$pg_port"; do sleep 0.1; done
 say "PostgreSQL on 127.0.0.1:$pg_port (log: $pg_dir/server.log)"
+
+# --- MariaDB (backend of the mysql addon)
+maria_dir="$state/mariadb"
+if [ ! -d "$maria_dir/data" ]; then
+    mkdir -p "$maria_dir"
+    new_secret "$maria_dir/admin-password"
+    "$root/deploy/mysql/cluster.sh" init "$maria_dir" "$maria_dir/admin-password"
+    say "initialised MariaDB in $maria_dir"
+fi
+"$root/deploy/mysql/cluster.sh" run "$maria_dir" "$mariadb_port" >"$maria_dir/server.log" 2>&1 &
+track $! TERM
+wait_port MariaDB "$mariadb_port" "${pids[0]}"
+say "MariaDB on 127.0.0.1:$mariadb_port (log: $maria_dir/server.log)"
 
 # --- the services
 say "building the services (cargo build --release)"
@@ -68,12 +89,20 @@ common=(FLEET_MASTER_KEY_FILE="$state/master.key" FLEET_API_TOKEN_FILE="$state/t
 env "${common[@]}" FLEET_LISTEN="127.0.0.1:$postgresql_port" \
     FLEET_POSTGRESQL_ADMIN_URL="postgres://postgres:$(cat "$pg_dir/superuser-password")@127.0.0.1:$pg_port/postgres" \
     "$bin/fleet-postgresql" &
-pids=($! "${pids[@]}")
+track $! TERM
 wait_port fleet-postgresql "$postgresql_port" "${pids[0]}"
+
+env "${common[@]}" FLEET_LISTEN="127.0.0.1:$mysql_port" \
+    FLEET_MYSQL_ADMIN_URL="mysql://fleet_admin@127.0.0.1:$mariadb_port/" \
+    FLEET_MYSQL_ADMIN_PASSWORD_FILE="$maria_dir/admin-password" \
+    "$bin/fleet-mysql" &
+track $! TERM
+wait_port fleet-mysql "$mysql_port" "${pids[0]}"
 
 cat <<EOT
 
 fleet-up: the fleet is up. Services (gRPC, reflection on; calls need the bearer token):
+  mysql        127.0.0.1:$mysql_port
   postgresql   127.0.0.1:$postgresql_port
 
 Try:
@@ -84,6 +113,9 @@ Try:
   grpcurl -plaintext -H "authorization: Bearer \$(cat .fleet/token)" \\
       -d '{"app_id": "my-app", "addon": "postgresql"}' \\
       127.0.0.1:$postgresql_port fleet.addon.v1.Addon/Deprovision
+  grpcurl -plaintext -H "authorization: Bearer \$(cat .fleet/token)" \\
+      -d '{"app_id": "my-app", "mysql": {"multiple_databases": true}}' \\
+      127.0.0.1:$mysql_port fleet.addon.v1.Addon/Provision
 
 Logs (JSON) follow below. Ctrl-C stops everything.
 EOT

@@ -8,6 +8,8 @@ packages=(
     # PostgreSQL with the extensions the postgresql addon whitelists, and pgextwlist.
     postgresql postgresql-contrib postgresql-15-pgextwlist postgresql-15-postgis-3
     postgresql-15-postgis-3-scripts postgresql-15-pgrouting postgresql-15-ogr-fdw
+    # MariaDB, standing in for MySQL 8 behind the mysql addon.
+    mariadb-server mariadb-client
     locales util-linux
 )
 locales=(en_US.UTF-8 de_DE.UTF-8 fr_FR.UTF-8)

@@ -125,6 +125,20 @@ impl EnvReader {
         Duration::from_secs(self.parsed(name, default.as_secs()))
     }
 
+    /// The contents of the file named by `name` (a password file), without its trailing
+    /// newline; `None` when unset or unreadable (then a problem is recorded).
+    pub fn secret_file(&mut self, name: &str) -> Option<Secret<String>> {
+        let path = self.optional(name)?;
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Some(Secret::new(text.trim_end_matches(['\r', '\n']).to_owned())),
+            Err(error) => {
+                self.problems
+                    .push(format!("{name}: cannot read {path}: {error}"));
+                None
+            }
+        }
+    }
+
     /// Records a problem found while interpreting settings.
     pub fn problem(&mut self, message: String) {
         self.problems.push(message);

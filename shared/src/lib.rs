@@ -3,6 +3,7 @@
 //! environment, app ids and the names and passwords derived from them, and (feature `testkit`)
 //! real backends started on loopback for tests and benchmarks.
 
+pub mod addon;
 pub mod app_id;
 pub mod auth;
 pub mod config;

@@ -7,17 +7,18 @@
 //! mean and median of each and the ratio service / direct SQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::time::{Duration, Instant};
-
 use fleet_postgresql::config::Config;
 use fleet_shared::{
     config::EnvReader,
-    proto::addon::{ProvisionRequest, addon_client::AddonClient},
+    proto::addon::ProvisionRequest,
     server::GrpcServer,
-    testkit::PostgresServer,
+    testkit::{
+        PostgresServer,
+        bench::Samples,
+        harness::{InProcess, TestSecrets, addon_client},
+    },
 };
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
-use tonic::{Request, metadata::MetadataValue, transport::Channel};
 
 fn main() {
     let rounds: usize = std::env::args()
@@ -33,39 +34,23 @@ fn main() {
 }
 
 async fn bench(pg: &PostgresServer, rounds: usize) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("key"), "b".repeat(64)).unwrap();
-    std::fs::write(dir.path().join("token"), "bench-token-0123456789").unwrap();
-    let path = |f: &str| dir.path().join(f).display().to_string();
-    let config = Config::from_env(EnvReader::from_vars(
-        "POSTGRESQL",
-        [
-            ("FLEET_MASTER_KEY_FILE".to_owned(), path("key")),
-            ("FLEET_API_TOKEN_FILE".to_owned(), path("token")),
-            ("FLEET_POSTGRESQL_ADMIN_URL".to_owned(), pg.admin_url()),
-            ("FLEET_LOG".to_owned(), "warn".to_owned()),
-        ],
-    ))
+    let secrets = TestSecrets::new().unwrap();
+    let mut env = secrets.common_env();
+    env.push(("FLEET_POSTGRESQL_ADMIN_URL".to_owned(), pg.admin_url()));
+    env.push(("FLEET_LOG".to_owned(), "warn".to_owned()));
+    let config = Config::from_env(EnvReader::from_vars("POSTGRESQL", env)).unwrap();
+    let service = InProcess::start(|listener, stopped| async move {
+        let server = GrpcServer::from_listener(listener, &config.common);
+        let _ = fleet_postgresql::serve(config, server, async {
+            let _ = stopped.await;
+        })
+        .await;
+    })
+    .await
     .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = GrpcServer::from_listener(listener, &config.common);
-    tokio::spawn(fleet_postgresql::serve(
-        config,
-        server,
-        std::future::pending(),
-    ));
-
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
+    let mut client = addon_client(service.addr.port(), Some(&secrets.token))
         .await
         .unwrap();
-    let token: MetadataValue<_> = "Bearer bench-token-0123456789".parse().unwrap();
-    let mut client = AddonClient::with_interceptor(channel, move |mut r: Request<()>| {
-        r.metadata_mut().insert("authorization", token.clone());
-        Ok(r)
-    });
     let mut direct = PgConnection::connect(&pg.admin_url()).await.unwrap();
 
     let provision = |app: String| ProvisionRequest {
@@ -81,29 +66,27 @@ async fn bench(pg: &PostgresServer, rounds: usize) {
         .unwrap();
     direct_sql(&mut direct, "warmup_direct").await;
 
-    let (mut via_service, mut via_sql, mut again) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut via_service, mut via_sql, mut again) =
+        (Samples::default(), Samples::default(), Samples::default());
     for round in 0..rounds {
         let app = format!("bench-{round}");
-        let started = Instant::now();
-        client.provision(provision(app.clone())).await.unwrap();
-        via_service.push(started.elapsed());
-
-        let started = Instant::now();
-        direct_sql(&mut direct, &format!("direct_{round}")).await;
-        via_sql.push(started.elapsed());
-
-        let started = Instant::now();
-        client.provision(provision(app)).await.unwrap();
-        again.push(started.elapsed());
+        via_service
+            .time(client.provision(provision(app.clone())))
+            .await
+            .unwrap();
+        via_sql
+            .time(direct_sql(&mut direct, &format!("direct_{round}")))
+            .await;
+        again.time(client.provision(provision(app))).await.unwrap();
     }
 
     println!("postgresql Provision, {rounds} rounds (new app each round):");
-    report("service Provision (new app)", &mut via_service);
-    report("direct SQL (same statements)", &mut via_sql);
-    report("service Provision (existing app)", &mut again);
+    println!("{}", via_service.report("service Provision (new app)"));
+    println!("{}", via_sql.report("direct SQL (same statements)"));
+    println!("{}", again.report("service Provision (existing app)"));
     println!(
         "ratio service/direct (mean): {:.2}",
-        mean(&via_service).as_secs_f64() / mean(&via_sql).as_secs_f64()
+        via_service.ratio_to(&via_sql)
     );
 }
 
@@ -125,18 +108,4 @@ async fn direct_sql(conn: &mut PgConnection, name: &str) {
             .await
             .unwrap();
     }
-}
-
-fn mean(samples: &[Duration]) -> Duration {
-    samples.iter().sum::<Duration>() / samples.len().max(1) as u32
-}
-
-fn report(what: &str, samples: &mut [Duration]) {
-    samples.sort();
-    let median = samples.get(samples.len() / 2).copied().unwrap_or_default();
-    println!(
-        "  {what:<34} mean {:>8.2} ms   median {:>8.2} ms",
-        mean(samples).as_secs_f64() * 1e3,
-        median.as_secs_f64() * 1e3
-    );
 }

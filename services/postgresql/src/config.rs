@@ -53,19 +53,9 @@ impl Config {
                     None
                 }
             });
-        let admin = match env.optional("FLEET_POSTGRESQL_ADMIN_PASSWORD_FILE") {
+        let admin = match env.secret_file("FLEET_POSTGRESQL_ADMIN_PASSWORD_FILE") {
+            Some(password) => admin.map(|options| options.password(password.expose())),
             None => admin,
-            Some(path) => match std::fs::read_to_string(&path) {
-                Ok(password) => {
-                    admin.map(|options| options.password(password.trim_end_matches(['\r', '\n'])))
-                }
-                Err(error) => {
-                    env.problem(format!(
-                        "FLEET_POSTGRESQL_ADMIN_PASSWORD_FILE: cannot read {path}: {error}"
-                    ));
-                    None
-                }
-            },
         };
         let app_host = env.optional("FLEET_POSTGRESQL_APP_HOST");
         let app_port = env.parsed_optional::<u16>("FLEET_POSTGRESQL_APP_PORT");

@@ -1,5 +1,6 @@
 //! The service's one error type and its one mapping to gRPC statuses.
 
+use fleet_shared::addon::InvalidField;
 use tonic::Status;
 
 /// What can go wrong serving a call. Messages are for the caller: they say what was wrong and
@@ -59,6 +60,12 @@ impl From<sqlx::Error> for Error {
             }
             other => Self::Internal(other.to_string()),
         }
+    }
+}
+
+impl From<InvalidField> for Error {
+    fn from(InvalidField { field, reason }: InvalidField) -> Self {
+        Self::InvalidArgument { field, reason }
     }
 }
 

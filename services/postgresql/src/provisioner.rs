@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 
 use fleet_shared::{
     AppId,
+    addon::AddonBackend,
     app_id::ResourceName,
     credentials::MasterKey,
     env_bundle::{EnvBundle, EnvPrefix, url_host},
@@ -92,10 +93,16 @@ impl Provisioner {
             app_connection_limit: config.app_connection_limit,
         }
     }
+}
+
+impl AddonBackend for Provisioner {
+    const ADDON: &'static str = ADDON;
+    type Spec = ProvisionSpec;
+    type Error = Error;
 
     /// Whether the server accepts a new admin connection (on its own connection, so a busy
     /// pool does not read as an unreachable server).
-    pub async fn ping(&self) -> bool {
+    async fn ping(&self) -> bool {
         let connect = PgConnection::connect_with(&self.admin);
         match tokio::time::timeout(self.connect_timeout, connect).await {
             Ok(Ok(conn)) => conn.close().await.is_ok(),
@@ -103,6 +110,25 @@ impl Provisioner {
         }
     }
 
+    /// Creates the app's role and database, or brings them up to date, and returns the app's
+    /// variables. On failure, removes whatever this call created.
+    async fn provision(&self, spec: ProvisionSpec) -> Result<EnvBundle, Error> {
+        self.provision_app(&spec).await
+    }
+
+    /// Terminates the app's sessions and drops its database and role. Succeeds when they are
+    /// already gone.
+    async fn deprovision(&self, app: AppId) -> Result<(), Error> {
+        self.deprovision_app(&app).await
+    }
+
+    /// The ids of the apps that have a role or a database here, sorted.
+    async fn list(&self) -> Result<Vec<String>, Error> {
+        self.list_apps().await
+    }
+}
+
+impl Provisioner {
     /// A pooled admin connection, after waiting for a turn.
     async fn connection(&self) -> Result<(SemaphorePermit<'_>, PoolConnection<Postgres>), Error> {
         let permit = self
@@ -113,9 +139,7 @@ impl Provisioner {
         Ok((permit, self.pool.acquire().await?))
     }
 
-    /// Creates the app's role and database, or brings them up to date, and returns the app's
-    /// variables. On failure, removes whatever this call created.
-    pub async fn provision(&self, spec: &ProvisionSpec) -> Result<EnvBundle, Error> {
+    async fn provision_app(&self, spec: &ProvisionSpec) -> Result<EnvBundle, Error> {
         self.check_extensions_installed(&spec.extensions).await?;
         let name = spec.app.resource_name();
         let password = self
@@ -160,9 +184,7 @@ impl Provisioner {
         Ok(self.env(&name, password.expose()))
     }
 
-    /// Terminates the app's sessions and drops its database and role. Succeeds when they are
-    /// already gone.
-    pub async fn deprovision(&self, app: &AppId) -> Result<(), Error> {
+    async fn deprovision_app(&self, app: &AppId) -> Result<(), Error> {
         let name = app.resource_name();
         self.with_app_lock(&name, async |conn| {
             let existing = existing(conn, &name).await?;
@@ -203,8 +225,7 @@ impl Provisioner {
         Ok(())
     }
 
-    /// The ids of the apps that have a role or a database here, sorted.
-    pub async fn list(&self) -> Result<Vec<String>, Error> {
+    async fn list_apps(&self) -> Result<Vec<String>, Error> {
         let (_turn, mut conn) = self.connection().await?;
         let tags: Vec<(String,)> = sqlx::query_as(
             "SELECT description FROM pg_shdescription \

@@ -3,7 +3,8 @@
 
 use fleet_shared::{
     AppId,
-    proto::addon::{DeprovisionRequest, ProvisionRequest, provision_request::Options},
+    addon::parse_app_id,
+    proto::addon::{ProvisionRequest, provision_request::Options},
 };
 
 use crate::{error::Error, extensions, provisioner::ADDON};
@@ -47,11 +48,6 @@ impl Locale {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-}
-
-/// Validates `app_id`.
-pub fn parse_app_id(app_id: &str) -> Result<AppId, Error> {
-    AppId::parse(app_id).map_err(|reason| Error::invalid("app_id", reason.to_string()))
 }
 
 impl TryFrom<ProvisionRequest> for ProvisionSpec {
@@ -117,19 +113,6 @@ fn validate_extensions(requested: Vec<String>) -> Result<Vec<String>, Error> {
             ),
         ))
     }
-}
-
-/// Validates a Deprovision call; returns the app.
-pub fn parse_deprovision(request: DeprovisionRequest) -> Result<AppId, Error> {
-    let DeprovisionRequest { app_id, addon } = request;
-    let app = parse_app_id(&app_id)?;
-    if addon != ADDON {
-        return Err(Error::invalid(
-            "addon",
-            format!("this service removes {ADDON:?} resources, not {addon:?}"),
-        ));
-    }
-    Ok(app)
 }
 
 #[cfg(test)]
@@ -208,19 +191,5 @@ mod tests {
             matches!(&error, Some(Error::InvalidArgument { field, .. }) if field == "options"),
             "{error:?}"
         );
-    }
-
-    #[test]
-    fn deprovision_checks_the_addon_name() {
-        let ok = parse_deprovision(DeprovisionRequest {
-            app_id: "a".to_owned(),
-            addon: "postgresql".to_owned(),
-        });
-        assert!(ok.is_ok());
-        let wrong = parse_deprovision(DeprovisionRequest {
-            app_id: "a".to_owned(),
-            addon: "mysql".to_owned(),
-        });
-        assert!(matches!(wrong, Err(Error::InvalidArgument { field, .. }) if field == "addon"));
     }
 }

@@ -5,6 +5,8 @@
 //! and a free port, and runs under a watchdog shell that stops it when the test process exits
 //! (even on a panic or `kill -9`) and then deletes its directory.
 
+pub mod bench;
+pub mod harness;
 mod mariadb;
 mod postgres;
 
@@ -98,7 +100,9 @@ impl Watched {
                 Err(e) => last_error = e.0,
             }
         }
-        Err(TestkitError::new(format!("{name} did not start: {last_error}")))
+        Err(TestkitError::new(format!(
+            "{name} did not start: {last_error}"
+        )))
     }
 
     fn wait_ready(&mut self, ready: &impl Fn(u16) -> bool) -> Result<(), TestkitError> {

@@ -8,7 +8,13 @@ use std::{
     time::Duration,
 };
 
-use fleet_shared::{AppId, testkit::free_port};
+use fleet_shared::{
+    AppId,
+    testkit::{
+        free_port,
+        harness::{TestSecrets, addon_client},
+    },
+};
 use sqlx::Connection;
 
 use crate::support::*;
@@ -19,18 +25,22 @@ const BINARY: &str = env!("CARGO_BIN_EXE_fleet-postgresql");
 struct Running {
     child: Child,
     port: u16,
-    secrets: Secrets,
+    secrets: TestSecrets,
     stdout: Arc<Mutex<Vec<String>>>,
 }
 
 impl Running {
     async fn start() -> Self {
-        let secrets = Secrets::new();
+        let secrets = TestSecrets::new().unwrap();
         let port = free_port().unwrap();
         let listen = format!("127.0.0.1:{port}");
         let mut child = Command::new(BINARY)
             .env_clear()
-            .envs(secrets.env(&postgres().admin_url(), &[("FLEET_LISTEN", &listen)]))
+            .envs(service_env(
+                &secrets,
+                &postgres().admin_url(),
+                &[("FLEET_LISTEN", &listen)],
+            ))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -187,7 +197,9 @@ async fn sigterm_lets_an_in_flight_call_finish_then_exits_cleanly() {
         .execute(&mut blocker)
         .await
         .unwrap();
-    let service_for_call = Service::client_for(service.port, &service.secrets.token).await;
+    let service_for_call = addon_client(service.port, Some(&service.secrets.token))
+        .await
+        .unwrap();
     let call = tokio::spawn({
         let mut client = service_for_call;
         let app = app.clone();

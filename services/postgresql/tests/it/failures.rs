@@ -27,12 +27,12 @@ async fn odd_app_ids_are_invalid_and_create_nothing() {
         "a b",
         "a\"b",
     ] {
-        assert_code(
+        expect_status(
             provision(&mut client, request(odd, None)).await,
             Code::InvalidArgument,
             "app_id",
         );
-        assert_code(
+        expect_status(
             deprovision(&mut client, odd).await,
             Code::InvalidArgument,
             "app_id",
@@ -65,7 +65,7 @@ async fn another_addons_options_or_name_are_invalid() {
         })),
         ..request(&app, None)
     };
-    assert_code(
+    expect_status(
         provision(&mut client, foreign).await,
         Code::InvalidArgument,
         "options",
@@ -76,7 +76,7 @@ async fn another_addons_options_or_name_are_invalid() {
             addon: "mysql".to_owned(),
         })
         .await;
-    assert_code(wrong_addon, Code::InvalidArgument, "addon");
+    expect_status(wrong_addon, Code::InvalidArgument, "addon");
     assert!(!anything_owned_by(&app).await);
     service.stop().await;
 }
@@ -87,12 +87,12 @@ async fn calls_without_the_right_token_are_unauthenticated() {
     let app = app_id("noauth");
     for token in [None, Some("wrong-token-0123456789")] {
         let mut client = service.client_with_token(token).await;
-        assert_code(
+        expect_status(
             provision(&mut client, request(&app, None)).await,
             Code::Unauthenticated,
             "token",
         );
-        assert_code(
+        expect_status(
             deprovision(&mut client, &app).await,
             Code::Unauthenticated,
             "token",
@@ -100,7 +100,7 @@ async fn calls_without_the_right_token_are_unauthenticated() {
         let listed = client
             .list(fleet_shared::proto::addon::ListRequest {})
             .await;
-        assert_code(listed, Code::Unauthenticated, "token");
+        expect_status(listed, Code::Unauthenticated, "token");
     }
     assert!(!anything_owned_by(&app).await);
     service.stop().await;
@@ -135,14 +135,15 @@ async fn postgresql_down_is_unavailable_and_says_so() {
         } else {
             deprovision(&mut client, &app_id("down")).await
         };
-        let status = assert_code(status, Code::Unavailable, "PostgreSQL is unavailable");
+        let status = expect_status(status, Code::Unavailable, "PostgreSQL is unavailable");
         assert!(!status.message().contains("postgres://"), "{status:?}");
     }
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", service.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel =
+        tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{}", service.port()))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
     let not_serving = eventually(Duration::from_secs(20), || {
         let mut health = HealthClient::new(channel.clone());
         async move {
@@ -167,7 +168,7 @@ async fn wrong_admin_credentials_are_unavailable_and_name_the_setting() {
     let wrong = postgres().url("postgres", "not-the-password", "postgres");
     let service = Service::start_with(&wrong).await;
     let mut client = service.client().await;
-    let status = assert_code(
+    let status = expect_status(
         provision(&mut client, request(&app_id("wrong-admin"), None)).await,
         Code::Unavailable,
         "FLEET_POSTGRESQL_ADMIN_URL",

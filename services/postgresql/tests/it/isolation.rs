@@ -121,12 +121,12 @@ async fn a_name_taken_by_something_else_is_refused_not_shared() {
     .await
     .unwrap();
 
-    assert_code(
+    expect_status(
         provision(&mut client, request(&app, None)).await,
         Code::FailedPrecondition,
         "does not belong to this app",
     );
-    assert_code(
+    expect_status(
         deprovision(&mut client, &app).await,
         Code::FailedPrecondition,
         "does not belong to this app",

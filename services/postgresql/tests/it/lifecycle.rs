@@ -211,11 +211,12 @@ async fn health_reports_serving_while_postgresql_answers() {
         HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
     };
     let service = Service::start().await;
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", service.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel =
+        tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{}", service.port()))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
     let mut health = HealthClient::new(channel);
     let serving = eventually(Duration::from_secs(10), || {
         let mut health = health.clone();

@@ -47,7 +47,7 @@ async fn an_extension_off_the_whitelist_is_invalid_and_nothing_is_created() {
     let service = Service::start().await;
     let mut client = service.client().await;
     let app = app_id("ext-bad");
-    let status = assert_code(
+    let status = expect_status(
         provision(
             &mut client,
             request(&app, with_extensions(&["hstore", "adminpack"])),
@@ -66,7 +66,7 @@ async fn a_whitelisted_extension_missing_on_the_server_is_a_failed_precondition(
     let service = Service::start().await;
     let mut client = service.client().await;
     let app = app_id("ext-vector");
-    let status = assert_code(
+    let status = expect_status(
         provision(
             &mut client,
             request(&app, with_extensions(&["hstore", "vector"])),
@@ -118,7 +118,7 @@ async fn locale_sets_collation_and_ctype() {
     provision(&mut client, request(&app, with_locale("de_DE.UTF-8")))
         .await
         .unwrap();
-    assert_code(
+    expect_status(
         provision(&mut client, request(&app, with_locale("fr_FR.UTF-8"))).await,
         Code::FailedPrecondition,
         "cannot change",
@@ -132,7 +132,7 @@ async fn an_unknown_locale_is_invalid_names_it_and_creates_nothing() {
     let service = Service::start().await;
     let mut client = service.client().await;
     let app = app_id("locale-bad");
-    let status = assert_code(
+    let status = expect_status(
         provision(&mut client, request(&app, with_locale("xx_YY.UTF-8"))).await,
         Code::InvalidArgument,
         "options.postgresql.locale",
@@ -144,7 +144,7 @@ async fn an_unknown_locale_is_invalid_names_it_and_creates_nothing() {
         request(&app, with_locale("de_DE'; DROP ROLE postgres; --")),
     )
     .await;
-    assert_code(
+    expect_status(
         malformed,
         Code::InvalidArgument,
         "options.postgresql.locale",

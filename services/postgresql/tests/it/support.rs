@@ -1,103 +1,56 @@
 //! The harness: a real PostgreSQL, the service served in-process on port 0, and clients.
 
-use std::{
-    collections::HashMap,
-    net::SocketAddr,
-    time::{Duration, Instant},
-};
+use std::collections::HashMap;
 
 use fleet_postgresql::config::Config;
+pub use fleet_shared::testkit::harness::{
+    AddonTestClient as Client, eventually, expect_status, unique_app_id as app_id,
+};
 use fleet_shared::{
     config::EnvReader,
     proto::addon::{
         DeprovisionRequest, ListRequest, PostgresqlOptions, ProvisionRequest,
-        addon_client::AddonClient, provision_request::Options,
+        provision_request::Options,
     },
     server::GrpcServer,
-    testkit::PostgresServer,
+    testkit::{
+        PostgresServer,
+        harness::{InProcess, TestSecrets, addon_client},
+    },
 };
 use sqlx::{Connection, PgConnection};
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
-use tonic::{
-    Code, Request, Status,
-    metadata::{Ascii, MetadataValue},
-    service::{Interceptor, interceptor::InterceptedService},
-    transport::Channel,
-};
+use tonic::Status;
 
 /// The PostgreSQL shared by the tests of this binary.
 pub fn postgres() -> &'static PostgresServer {
     PostgresServer::shared().expect("PostgreSQL for the tests")
 }
 
-/// Sends the bearer token.
-#[derive(Clone)]
-pub struct Token(Option<MetadataValue<Ascii>>);
-
-impl Interceptor for Token {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(value) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
-        }
-        Ok(request)
-    }
-}
-
-pub type Client = AddonClient<InterceptedService<Channel, Token>>;
-
-/// Files and settings a service instance runs with.
-pub struct Secrets {
-    pub dir: tempfile::TempDir,
-    pub token: String,
-}
-
-impl Secrets {
-    pub fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let token = format!("test-token-0123456789-{}", std::process::id());
-        std::fs::write(
-            dir.path().join("master.key"),
-            "k".repeat(32) + "test-master-key",
-        )
-        .unwrap();
-        std::fs::write(dir.path().join("token"), &token).unwrap();
-        Self { dir, token }
-    }
-
-    /// The service's environment for `admin_url`.
-    pub fn env(&self, admin_url: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
-        let path = |f: &str| self.dir.path().join(f).display().to_string();
-        let mut vars = vec![
-            ("FLEET_MASTER_KEY_FILE".to_owned(), path("master.key")),
-            ("FLEET_API_TOKEN_FILE".to_owned(), path("token")),
-            (
-                "FLEET_POSTGRESQL_ADMIN_URL".to_owned(),
-                admin_url.to_owned(),
-            ),
-            (
-                "FLEET_POSTGRESQL_CONNECT_TIMEOUT_SECS".to_owned(),
-                "2".to_owned(),
-            ),
-            // A small pool, so that the 50-call test proves a busy pool is not reported UNAVAILABLE.
-            ("FLEET_POSTGRESQL_POOL_SIZE".to_owned(), "4".to_owned()),
-        ];
-        vars.extend(
-            extra
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-        );
-        vars
-    }
+/// The service's environment for `admin_url`, plus `extra`.
+pub fn service_env(
+    secrets: &TestSecrets,
+    admin_url: &str,
+    extra: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    let mut env = secrets.common_env();
+    env.extend(
+        [
+            ("FLEET_POSTGRESQL_ADMIN_URL", admin_url),
+            ("FLEET_POSTGRESQL_CONNECT_TIMEOUT_SECS", "2"),
+            // A small pool, so the 50-call test proves a busy pool is not reported UNAVAILABLE.
+            ("FLEET_POSTGRESQL_POOL_SIZE", "4"),
+        ]
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    env
 }
 
 /// The service, served in-process on a free port.
 pub struct Service {
-    pub addr: SocketAddr,
-    pub secrets: Secrets,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    server: InProcess,
+    pub secrets: TestSecrets,
 }
 
 impl Service {
@@ -112,36 +65,24 @@ impl Service {
 
     /// Serves with extra settings.
     pub async fn start_with_env(admin_url: &str, extra: &[(&str, &str)]) -> Self {
-        // The service's logs, shown with a failing test's output.
-        let _ = tracing_subscriber::fmt()
-            .with_test_writer()
-            .with_env_filter("warn")
-            .try_init();
-        let secrets = Secrets::new();
-        let mut env = secrets.env(admin_url, &[("FLEET_LISTEN", "127.0.0.1:0")]);
-        env.extend(
-            extra
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-        );
+        let secrets = TestSecrets::new().unwrap();
+        let env = service_env(&secrets, admin_url, extra);
         let config = Config::from_env(EnvReader::from_vars("POSTGRESQL", env)).unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = GrpcServer::from_listener(listener, &config.common);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
+        let server = InProcess::start(|listener, stopped| async move {
+            let server = GrpcServer::from_listener(listener, &config.common);
             fleet_postgresql::serve(config, server, async {
                 let _ = stopped.await;
             })
             .await
             .unwrap();
-        });
-        Self {
-            addr,
-            secrets,
-            stop: Some(stop),
-            task: Some(task),
-        }
+        })
+        .await
+        .unwrap();
+        Self { server, secrets }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.server.addr.port()
     }
 
     pub async fn client(&self) -> Client {
@@ -149,39 +90,12 @@ impl Service {
     }
 
     pub async fn client_with_token(&self, token: Option<&str>) -> Client {
-        Self::client_at(self.addr.port(), token).await
+        addon_client(self.port(), token).await.unwrap()
     }
 
-    /// A client of any service on this machine's `port`.
-    pub async fn client_for(port: u16, token: &str) -> Client {
-        Self::client_at(port, Some(token)).await
+    pub async fn stop(self) {
+        self.server.stop().await;
     }
-
-    async fn client_at(port: u16, token: Option<&str>) -> Client {
-        let channel = Channel::from_shared(format!("http://127.0.0.1:{port}"))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        let token = token.map(|t| format!("Bearer {t}").parse().unwrap());
-        AddonClient::with_interceptor(channel, Token(token))
-    }
-
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.unwrap();
-        }
-    }
-}
-
-/// A unique app id for one test.
-pub fn app_id(test: &str) -> String {
-    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{test}-{}-{n}", std::process::id())
 }
 
 pub fn request(app_id: &str, options: Option<PostgresqlOptions>) -> ProvisionRequest {
@@ -269,37 +183,6 @@ pub async fn anything_owned_by(app_id: &str) -> bool {
             .await
             .unwrap();
     count > 0
-}
-
-pub fn assert_code<T: std::fmt::Debug>(
-    result: Result<T, Status>,
-    code: Code,
-    needle: &str,
-) -> Status {
-    let status = result.expect_err("the call should fail");
-    assert_eq!(status.code(), code, "{status:?}");
-    assert!(
-        status.message().contains(needle),
-        "{needle:?} not in {:?}",
-        status.message()
-    );
-    status
-}
-
-/// Polls `check` until it holds or `timeout` passes.
-pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
 }
 
 pub const ENV_KEYS: [&str; 6] = [

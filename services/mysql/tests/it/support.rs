@@ -1,0 +1,210 @@
+//! The harness: a real MariaDB, the service served in-process on port 0, and clients.
+
+use std::collections::HashMap;
+
+use fleet_mysql::config::Config;
+pub use fleet_shared::testkit::harness::{
+    AddonTestClient as Client, eventually, expect_status, unique_app_id as app_id,
+};
+use fleet_shared::{
+    config::EnvReader,
+    proto::addon::{
+        DeprovisionRequest, ListRequest, MysqlOptions, ProvisionRequest, provision_request::Options,
+    },
+    server::GrpcServer,
+    testkit::{
+        MariaDbServer,
+        harness::{InProcess, TestSecrets, addon_client},
+    },
+};
+use sqlx::{Connection, MySqlConnection};
+use tonic::Status;
+
+/// The MariaDB shared by the tests of this binary.
+pub fn mariadb() -> &'static MariaDbServer {
+    MariaDbServer::shared().expect("MariaDB for the tests")
+}
+
+/// The service's environment for `admin_url`, plus `extra`.
+pub fn service_env(
+    secrets: &TestSecrets,
+    admin_url: &str,
+    extra: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    let mut env = secrets.common_env();
+    env.extend(
+        [
+            ("FLEET_MYSQL_ADMIN_URL", admin_url),
+            ("FLEET_MYSQL_CONNECT_TIMEOUT_SECS", "2"),
+            // A small pool, so the 50-call test proves a busy pool is not reported UNAVAILABLE.
+            ("FLEET_MYSQL_POOL_SIZE", "4"),
+        ]
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    env
+}
+
+/// The service, served in-process on a free port.
+pub struct Service {
+    server: InProcess,
+    pub secrets: TestSecrets,
+}
+
+impl Service {
+    pub async fn start() -> Self {
+        Self::start_with(&mariadb().admin_url(), &[]).await
+    }
+
+    pub async fn start_with(admin_url: &str, extra: &[(&str, &str)]) -> Self {
+        let secrets = TestSecrets::new().unwrap();
+        let config = Config::from_env(EnvReader::from_vars(
+            "MYSQL",
+            service_env(&secrets, admin_url, extra),
+        ))
+        .unwrap();
+        let server = InProcess::start(|listener, stopped| async move {
+            let server = GrpcServer::from_listener(listener, &config.common);
+            fleet_mysql::serve(config, server, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        })
+        .await
+        .unwrap();
+        Self { server, secrets }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.server.addr.port()
+    }
+
+    pub async fn client(&self) -> Client {
+        addon_client(self.port(), Some(&self.secrets.token))
+            .await
+            .unwrap()
+    }
+
+    pub async fn stop(self) {
+        self.server.stop().await;
+    }
+}
+
+pub fn request(app_id: &str, multiple_databases: bool) -> ProvisionRequest {
+    ProvisionRequest {
+        app_id: app_id.to_owned(),
+        app_domain: "app.example.test".to_owned(),
+        credential_generation: 0,
+        options: Some(Options::Mysql(MysqlOptions { multiple_databases })),
+    }
+}
+
+pub async fn provision(
+    client: &mut Client,
+    request: ProvisionRequest,
+) -> Result<HashMap<String, String>, Status> {
+    client.provision(request).await.map(|r| r.into_inner().env)
+}
+
+pub async fn deprovision(client: &mut Client, app_id: &str) -> Result<(), Status> {
+    client
+        .deprovision(DeprovisionRequest {
+            app_id: app_id.to_owned(),
+            addon: "mysql".to_owned(),
+        })
+        .await
+        .map(|_| ())
+}
+
+pub async fn list(client: &mut Client) -> Vec<String> {
+    client
+        .list(ListRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .app_ids
+}
+
+/// Connects the way an app does.
+pub async fn connect(url: &str) -> Result<MySqlConnection, sqlx::Error> {
+    MySqlConnection::connect(url).await
+}
+
+/// Connects with an app's credentials to `database` ("" for none).
+pub async fn connect_as(
+    env: &HashMap<String, String>,
+    database: &str,
+) -> Result<MySqlConnection, sqlx::Error> {
+    connect(&mariadb().url(
+        &env["CLOUDRON_MYSQL_USERNAME"],
+        &env["CLOUDRON_MYSQL_PASSWORD"],
+        database,
+    ))
+    .await
+}
+
+/// An admin connection.
+pub async fn admin() -> MySqlConnection {
+    connect(&mariadb().admin_url()).await.unwrap()
+}
+
+/// Runs statements one by one.
+pub async fn run(conn: &mut MySqlConnection, sql: &str) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// Whether a user and a database of this name exist.
+pub async fn user_and_database_exist(name: &str) -> (bool, bool) {
+    let mut conn = admin().await;
+    let user: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mysql.user WHERE User = ?")
+        .bind(name)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let database: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+    )
+    .bind(name)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    (user > 0, database > 0)
+}
+
+/// Databases whose names start with `prefix`.
+pub async fn databases_starting_with(prefix: &str) -> Vec<String> {
+    let all: Vec<String> =
+        sqlx::query_scalar("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
+            .fetch_all(&mut admin().await)
+            .await
+            .unwrap();
+    all.into_iter().filter(|d| d.starts_with(prefix)).collect()
+}
+
+pub const SINGLE_KEYS: [&str; 6] = [
+    "CLOUDRON_MYSQL_DATABASE",
+    "CLOUDRON_MYSQL_HOST",
+    "CLOUDRON_MYSQL_PASSWORD",
+    "CLOUDRON_MYSQL_PORT",
+    "CLOUDRON_MYSQL_URL",
+    "CLOUDRON_MYSQL_USERNAME",
+];
+
+pub const MULTIPLE_KEYS: [&str; 5] = [
+    "CLOUDRON_MYSQL_DATABASE_PREFIX",
+    "CLOUDRON_MYSQL_HOST",
+    "CLOUDRON_MYSQL_PASSWORD",
+    "CLOUDRON_MYSQL_PORT",
+    "CLOUDRON_MYSQL_USERNAME",
+];
+
+pub fn sorted_keys(env: &HashMap<String, String>) -> Vec<&str> {
+    let mut keys: Vec<&str> = env.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    keys
+}

@@ -1,0 +1,136 @@
+//! The `fleet.addon.v1.Addon` gRPC service, once for every addon: a service implements
+//! [`AddonBackend`] (what provisioning means for its backend) and calls [`serve_addon`], which
+//! adds validation of the common fields, the bearer-token check, health tracking of the backend
+//! and the rule that backend work runs to completion even if the caller hangs up.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use tonic::{Request, Response, Status, server::NamedService, service::Routes};
+
+use crate::{
+    AppId,
+    env_bundle::EnvBundle,
+    proto::addon::{
+        DeprovisionRequest, DeprovisionResponse, ListRequest, ListResponse, ProvisionRequest,
+        ProvisionResponse,
+        addon_server::{Addon, AddonServer},
+    },
+    server::{GrpcServer, ServeError, to_completion},
+};
+
+/// How often health re-checks that the backend answers.
+const HEALTH_PROBE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// What one addon service does with its backend.
+pub trait AddonBackend: Send + Sync + 'static {
+    /// The addon's manifest name ("postgresql"); Deprovision calls must name it.
+    const ADDON: &'static str;
+    /// A validated Provision request.
+    type Spec: TryFrom<ProvisionRequest, Error = Self::Error> + Send + 'static;
+    /// The crate's error type, mapped to a status in one place.
+    type Error: From<InvalidField> + From<tokio::task::JoinError> + Into<Status> + Send + 'static;
+
+    /// Creates or updates the app's resources; returns its variables.
+    fn provision(
+        &self,
+        spec: Self::Spec,
+    ) -> impl Future<Output = Result<EnvBundle, Self::Error>> + Send;
+    /// Removes the app's resources and data; succeeds if they are gone.
+    fn deprovision(&self, app: AppId) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    /// The apps that have resources here, sorted.
+    fn list(&self) -> impl Future<Output = Result<Vec<String>, Self::Error>> + Send;
+    /// Whether the backend can be reached now.
+    fn ping(&self) -> impl Future<Output = bool> + Send;
+}
+
+/// A request field that is malformed; services turn it into INVALID_ARGUMENT.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct InvalidField {
+    /// Path of the field in the request, e.g. `options.postgresql.locale`.
+    pub field: String,
+    /// What is wrong and what would be right.
+    pub reason: String,
+}
+
+impl InvalidField {
+    /// A malformed `field`.
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Validates an app id field.
+pub fn parse_app_id(app_id: &str) -> Result<AppId, InvalidField> {
+    AppId::parse(app_id).map_err(|reason| InvalidField::new("app_id", reason.to_string()))
+}
+
+/// Serves `backend` as `fleet.addon.v1.Addon` on `server` until `shutdown`, then drains.
+pub async fn serve_addon<B: AddonBackend>(
+    backend: B,
+    mut server: GrpcServer,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let backend = Arc::new(backend);
+    let name = <AddonServer<AddonService<B>> as NamedService>::NAME;
+    let probed = Arc::clone(&backend);
+    server.spawn_health_probe(name, HEALTH_PROBE_INTERVAL, move || {
+        let probed = Arc::clone(&probed);
+        async move { probed.ping().await }
+    });
+    let service = AddonServer::with_interceptor(AddonService { backend }, server.auth());
+    server.serve(Routes::new(service), &[name], shutdown).await
+}
+
+/// The gRPC face of an [`AddonBackend`]: validate, convert, call, map the error.
+struct AddonService<B> {
+    backend: Arc<B>,
+}
+
+#[tonic::async_trait]
+impl<B: AddonBackend> Addon for AddonService<B> {
+    async fn provision(
+        &self,
+        request: Request<ProvisionRequest>,
+    ) -> Result<Response<ProvisionResponse>, Status> {
+        let spec = B::Spec::try_from(request.into_inner()).map_err(Into::into)?;
+        let backend = Arc::clone(&self.backend);
+        let env = to_completion(async move { backend.provision(spec).await })
+            .await
+            .map_err(|e| B::Error::from(e).into())?
+            .map_err(Into::into)?;
+        Ok(Response::new(ProvisionResponse {
+            env: env.into_iter().collect(),
+        }))
+    }
+
+    async fn deprovision(
+        &self,
+        request: Request<DeprovisionRequest>,
+    ) -> Result<Response<DeprovisionResponse>, Status> {
+        let DeprovisionRequest { app_id, addon } = request.into_inner();
+        let app = parse_app_id(&app_id).map_err(|e| B::Error::from(e).into())?;
+        if addon != B::ADDON {
+            let reason = format!(
+                "this service removes {:?} resources, not {addon:?}",
+                B::ADDON
+            );
+            return Err(B::Error::from(InvalidField::new("addon", reason)).into());
+        }
+        let backend = Arc::clone(&self.backend);
+        to_completion(async move { backend.deprovision(app).await })
+            .await
+            .map_err(|e| B::Error::from(e).into())?
+            .map_err(Into::into)?;
+        Ok(Response::new(DeprovisionResponse {}))
+    }
+
+    async fn list(&self, request: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
+        let ListRequest {} = request.into_inner();
+        let app_ids = self.backend.list().await.map_err(Into::into)?;
+        Ok(Response::new(ListResponse { app_ids }))
+    }
+}

@@ -1,0 +1,173 @@
+//! What every service's integration tests need besides a backend: secret files, a service
+//! served in-process on a free port, an authenticated `Addon` client, and small assertions.
+
+// Assertions fail tests the way tests fail: by panicking.
+#![allow(clippy::panic)]
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    path::PathBuf,
+    sync::atomic::{AtomicU32, Ordering},
+    time::{Duration, Instant},
+};
+
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tonic::{
+    Code, Request, Status,
+    metadata::{Ascii, MetadataValue},
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::Channel,
+};
+
+use crate::proto::addon::addon_client::AddonClient;
+
+/// A master key file and an API token file in a temp dir.
+pub struct TestSecrets {
+    dir: tempfile::TempDir,
+    /// The bearer token.
+    pub token: String,
+}
+
+impl TestSecrets {
+    /// Fresh files.
+    pub fn new() -> std::io::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let token = format!("test-token-0123456789-{}", std::process::id());
+        std::fs::write(
+            dir.path().join("master.key"),
+            "k".repeat(32) + "-test-master-key",
+        )?;
+        std::fs::write(dir.path().join("token"), &token)?;
+        Ok(Self { dir, token })
+    }
+
+    /// A path inside the secrets dir (for more files a test needs).
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.dir.path().join(file)
+    }
+
+    /// `FLEET_MASTER_KEY_FILE` and `FLEET_API_TOKEN_FILE`.
+    pub fn common_env(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                "FLEET_MASTER_KEY_FILE".to_owned(),
+                self.path("master.key").display().to_string(),
+            ),
+            (
+                "FLEET_API_TOKEN_FILE".to_owned(),
+                self.path("token").display().to_string(),
+            ),
+        ]
+    }
+}
+
+/// Sends `authorization: Bearer <token>` when it has one.
+#[derive(Clone)]
+pub struct Token(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for Token {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// An `Addon` client.
+pub type AddonTestClient = AddonClient<InterceptedService<Channel, Token>>;
+
+/// A client of the `Addon` service on 127.0.0.1:`port`, sending `token` if any.
+pub async fn addon_client(
+    port: u16,
+    token: Option<&str>,
+) -> Result<AddonTestClient, Box<dyn std::error::Error + Send + Sync>> {
+    let channel = Channel::from_shared(format!("http://127.0.0.1:{port}"))?
+        .connect()
+        .await?;
+    let token = token.map(|t| format!("Bearer {t}").parse()).transpose()?;
+    Ok(AddonClient::with_interceptor(channel, Token(token)))
+}
+
+/// A service served in-process until [`InProcess::stop`].
+pub struct InProcess {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl InProcess {
+    /// Binds a free port and runs `serve(listener, shutdown)` on a task.
+    pub async fn start<F, Fut>(serve: F) -> std::io::Result<Self>
+    where
+        F: FnOnce(TcpListener, oneshot::Receiver<()>) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        // The service's logs, shown with a failing test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter("warn")
+            .try_init();
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(serve(listener, stopped));
+        Ok(Self {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// Signals shutdown and waits for the server to drain.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+/// A unique app id for one test: `<test>-<pid>-<n>`.
+pub fn unique_app_id(test: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{test}-{}-{n}", std::process::id())
+}
+
+/// Fails the test unless `result` is a status with `code` whose message contains `needle`;
+/// returns the status for further checks.
+#[track_caller]
+pub fn expect_status<T: std::fmt::Debug>(
+    result: Result<T, Status>,
+    code: Code,
+    needle: &str,
+) -> Status {
+    match result {
+        Ok(value) => panic!("expected {code:?}, but the call succeeded: {value:?}"),
+        Err(status) if status.code() == code && status.message().contains(needle) => status,
+        Err(status) => panic!("expected {code:?} containing {needle:?}, got {status:?}"),
+    }
+}
+
+/// Polls `check` until it holds or `timeout` passes; whether it held.
+pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
