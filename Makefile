@@ -22,3 +22,4 @@ lint:
 bench: deps
 	cargo bench -p fleet-postgresql --bench provision
 	cargo bench -p fleet-mysql --bench provision
+	cargo bench -p fleet-coordinator --bench fan_out

@@ -5,7 +5,10 @@ use std::{env, error::Error, fs, path::PathBuf};
 
 use prost::Message;
 
-const PROTOS: &[&str] = &["fleet/addon/v1/addon.proto"];
+const PROTOS: &[&str] = &[
+    "fleet/addon/v1/addon.proto",
+    "fleet/coordinator/v1/coordinator.proto",
+];
 
 fn main() -> Result<(), Box<dyn Error>> {
     let proto_root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("../proto");

@@ -4,7 +4,11 @@ use std::{fs, path::Path, sync::Arc};
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use tonic::{Request, Status, service::Interceptor};
+use tonic::{
+    Request, Status,
+    metadata::{Ascii, MetadataValue},
+    service::Interceptor,
+};
 
 /// Shortest token accepted, in bytes.
 pub const MIN_TOKEN_LEN: usize = 16;
@@ -87,6 +91,42 @@ impl Interceptor for BearerAuth {
             Some(token) if self.token.matches(token) => Ok(request),
             _ => Err(Status::unauthenticated("invalid bearer token")),
         }
+    }
+}
+
+/// Client-side interceptor that sends `authorization: Bearer <token>` (when it has a token).
+#[derive(Clone)]
+pub struct SendBearer(Option<MetadataValue<Ascii>>);
+
+impl SendBearer {
+    /// Sends `token`; `None` sends nothing. Fails if the token cannot be a header value.
+    pub fn new(token: Option<&str>) -> Result<Self, InvalidTokenText> {
+        token
+            .map(|t| format!("Bearer {t}").parse().map_err(|_| InvalidTokenText))
+            .transpose()
+            .map(Self)
+    }
+}
+
+impl std::fmt::Debug for SendBearer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SendBearer(***)")
+    }
+}
+
+/// A token with characters an HTTP header cannot carry.
+#[derive(Debug, thiserror::Error)]
+#[error("the token contains characters an HTTP header cannot carry")]
+pub struct InvalidTokenText;
+
+impl Interceptor for SendBearer {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
     }
 }
 

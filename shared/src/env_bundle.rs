@@ -11,6 +11,12 @@ impl EnvPrefix {
     /// The platform's own prefix.
     pub const DEFAULT: &str = "CLOUDRON";
 
+    /// The prefix itself: also the name of the variable telling apps they run on the platform
+    /// (`CLOUDRON=1`).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
     /// `<PREFIX>_<suffix>`, e.g. `var("POSTGRESQL_URL")`.
     pub fn var(&self, suffix: &str) -> String {
         format!("{}_{suffix}", self.0)

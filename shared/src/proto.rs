@@ -14,9 +14,18 @@ pub mod fleet {
             tonic::include_proto!("fleet.addon.v1");
         }
     }
+
+    /// `package fleet.coordinator.*`
+    pub mod coordinator {
+        /// `package fleet.coordinator.v1`: the orchestrator's entry point.
+        #[allow(clippy::all, clippy::pedantic, missing_docs)]
+        pub mod v1 {
+            tonic::include_proto!("fleet.coordinator.v1");
+        }
+    }
 }
 
-pub use fleet::addon::v1 as addon;
+pub use fleet::{addon::v1 as addon, coordinator::v1 as coordinator};
 
 impl addon::provision_request::Options {
     /// The manifest name of the addon these options belong to.

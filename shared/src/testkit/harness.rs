@@ -13,14 +13,9 @@ use std::{
 };
 
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
-use tonic::{
-    Code, Request, Status,
-    metadata::{Ascii, MetadataValue},
-    service::{Interceptor, interceptor::InterceptedService},
-    transport::Channel,
-};
+use tonic::{Code, Status, service::interceptor::InterceptedService, transport::Channel};
 
-use crate::proto::addon::addon_client::AddonClient;
+use crate::{auth::SendBearer, proto::addon::addon_client::AddonClient};
 
 /// A master key file and an API token file in a temp dir.
 pub struct TestSecrets {
@@ -62,23 +57,8 @@ impl TestSecrets {
     }
 }
 
-/// Sends `authorization: Bearer <token>` when it has one.
-#[derive(Clone)]
-pub struct Token(Option<MetadataValue<Ascii>>);
-
-impl Interceptor for Token {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(value) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
-        }
-        Ok(request)
-    }
-}
-
 /// An `Addon` client.
-pub type AddonTestClient = AddonClient<InterceptedService<Channel, Token>>;
+pub type AddonTestClient = AddonClient<InterceptedService<Channel, SendBearer>>;
 
 /// A client of the `Addon` service on 127.0.0.1:`port`, sending `token` if any.
 pub async fn addon_client(
@@ -88,8 +68,10 @@ pub async fn addon_client(
     let channel = Channel::from_shared(format!("http://127.0.0.1:{port}"))?
         .connect()
         .await?;
-    let token = token.map(|t| format!("Bearer {t}").parse()).transpose()?;
-    Ok(AddonClient::with_interceptor(channel, Token(token)))
+    Ok(AddonClient::with_interceptor(
+        channel,
+        SendBearer::new(token)?,
+    ))
 }
 
 /// A service served in-process until [`InProcess::stop`].

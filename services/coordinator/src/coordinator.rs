@@ -1,0 +1,513 @@
+//! What installing an app means: validate the whole manifest, provision its addons through
+//! their services concurrently, combine the bundles, and record the app, undoing everything
+//! on failure. Every call on one app holds that app's lock; a record left mid-call (by a
+//! failure to undo, or a crash) is settled (finished or undone) at start and before the next
+//! call on the app.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    sync::{Arc, Mutex},
+};
+
+use fleet_shared::{
+    AppId,
+    env_bundle::{EnvBundle, EnvPrefix},
+    proto::addon::provision_request::Options,
+};
+use futures::future::join_all;
+use prost_types::Struct;
+use tokio::sync::OwnedMutexGuard;
+
+use crate::{
+    config::Runtime,
+    error::Error,
+    fleet::Fleet,
+    manifest::{INSTALL_ONLY, Manifest, json},
+    store::{AppRecord, AppState, Store},
+};
+
+/// An installed app: its record and its parsed manifest.
+#[derive(Debug, Clone)]
+pub struct InstalledApp {
+    pub record: AppRecord,
+    pub manifest: Manifest,
+}
+
+/// The coordinator's domain.
+pub struct Coordinator {
+    fleet: Fleet,
+    store: Store,
+    runtime: Runtime,
+    prefix: EnvPrefix,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Coordinator {
+    pub fn new(fleet: Fleet, store: Store, runtime: Runtime, prefix: EnvPrefix) -> Self {
+        Self {
+            fleet,
+            store,
+            runtime,
+            prefix,
+            locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The addon services.
+    pub fn fleet(&self) -> &Fleet {
+        &self.fleet
+    }
+
+    /// Settles every record a previous run left mid-call. Failures are logged and retried
+    /// before the next call on that app.
+    pub async fn recover(&self) -> Result<(), Error> {
+        for record in self.store.all().await? {
+            if record.state == AppState::Installed {
+                continue;
+            }
+            let app_id = record.app_id.clone();
+            let _guard = self.lock(&app_id).await;
+            match self.settle(record).await {
+                Ok(_) => tracing::info!(app_id, "settled an interrupted call"),
+                Err(error) => {
+                    tracing::warn!(app_id, %error, "could not settle an interrupted call yet")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Installs a new app; returns it with its environment.
+    pub async fn install(
+        &self,
+        app_id: &str,
+        app_domain: &str,
+        addons: &Struct,
+    ) -> Result<(InstalledApp, EnvBundle), Error> {
+        let (app, manifest) = self.validate(app_id, Some(app_domain), addons)?;
+        self.check_served(&manifest)?;
+        let _guard = self.lock(app.as_str()).await;
+        // A record left by an install that could not be undone is settled first.
+        if let Some(leftover) = self.store.get(app.as_str()).await?
+            && self.settle(leftover).await?.is_some()
+        {
+            return Err(Error::AlreadyExists(format!(
+                "app {app} is already installed"
+            )));
+        }
+        let addons_json = json::from_struct(addons);
+        if !self
+            .store
+            .begin_install(app.as_str(), app_domain, &addons_json)
+            .await?
+        {
+            return Err(Error::AlreadyExists(format!(
+                "app {app} is already installed"
+            )));
+        }
+        let names: Vec<&str> = manifest.provisioned.keys().copied().collect();
+        match self
+            .provision_all(&app, app_domain, &manifest.provisioned)
+            .await
+        {
+            Ok(env) => {
+                self.store
+                    .set(app.as_str(), AppState::Installed, &addons_json, None)
+                    .await?;
+                tracing::info!(app_id = %app, addons = ?names, "installed");
+                let record = self.installed(app.as_str()).await?;
+                Ok((record, env))
+            }
+            Err(error) => {
+                if self.deprovision_all(&app, names.iter().copied()).await {
+                    self.store.delete(app.as_str()).await?;
+                }
+                tracing::warn!(app_id = %app, %error, "install failed and was undone");
+                Err(error)
+            }
+        }
+    }
+
+    /// Applies a new manifest to an installed app: adds, re-provisions, then removes.
+    pub async fn update(
+        &self,
+        app_id: &str,
+        addons: &Struct,
+    ) -> Result<(InstalledApp, EnvBundle), Error> {
+        let (app, new) = self.validate(app_id, None, addons)?;
+        let _guard = self.lock(app.as_str()).await;
+        let record = self.settled(&app).await?;
+        let old = parse_stored(&record.addons)?;
+        let old_names: BTreeSet<&str> = old.names().into_iter().collect();
+        let refused: Vec<&str> = new
+            .names()
+            .into_iter()
+            .filter(|name| INSTALL_ONLY.contains(name) && !old_names.contains(name))
+            .collect();
+        if !refused.is_empty() {
+            return Err(Error::FailedPrecondition(format!(
+                "{} cannot be added to an installed app (the platform decides user management \
+                 at install time); reinstall the app to use it",
+                refused.join(" and ")
+            )));
+        }
+        self.check_served(&new)?;
+        let new_json = json::from_struct(addons);
+        self.store
+            .set(
+                app.as_str(),
+                AppState::Updating,
+                &record.addons,
+                Some(&new_json),
+            )
+            .await?;
+        let added: Vec<&str> = new
+            .provisioned
+            .keys()
+            .filter(|a| !old.provisioned.contains_key(*a))
+            .copied()
+            .collect();
+        let env = match self
+            .provision_all(&app, &record.app_domain, &new.provisioned)
+            .await
+        {
+            Ok(env) => env,
+            Err(error) => {
+                if self.deprovision_all(&app, added.iter().copied()).await {
+                    self.store
+                        .set(app.as_str(), AppState::Installed, &record.addons, None)
+                        .await?;
+                }
+                return Err(error);
+            }
+        };
+        self.store
+            .set(
+                app.as_str(),
+                AppState::Committing,
+                &new_json,
+                Some(&record.addons),
+            )
+            .await?;
+        let removed = old
+            .provisioned
+            .keys()
+            .filter(|a| !new.provisioned.contains_key(*a))
+            .copied();
+        if !self.deprovision_all(&app, removed).await {
+            return Err(Error::Incomplete(
+                "the new addons are in place but removing a dropped addon failed; it is \
+                 retried on the next call for this app"
+                    .to_owned(),
+            ));
+        }
+        self.store
+            .set(app.as_str(), AppState::Installed, &new_json, None)
+            .await?;
+        tracing::info!(app_id = %app, added = ?added, "updated");
+        Ok((self.installed(app.as_str()).await?, env))
+    }
+
+    /// Re-runs every addon's setup; returns the environment to start the app with.
+    pub async fn start(&self, app_id: &str) -> Result<(InstalledApp, EnvBundle), Error> {
+        let app = parse_app_id(app_id)?;
+        let _guard = self.lock(app.as_str()).await;
+        let record = self.settled(&app).await?;
+        let manifest = parse_stored(&record.addons)?;
+        let env = self
+            .provision_all(&app, &record.app_domain, &manifest.provisioned)
+            .await?;
+        Ok((InstalledApp { record, manifest }, env))
+    }
+
+    /// The installed app.
+    pub async fn get(&self, app_id: &str) -> Result<InstalledApp, Error> {
+        let app = parse_app_id(app_id)?;
+        self.installed(app.as_str()).await
+    }
+
+    /// Every installed app.
+    pub async fn list(&self) -> Result<Vec<InstalledApp>, Error> {
+        let mut apps = Vec::new();
+        for record in self.store.all().await? {
+            if record.state != AppState::Installing {
+                let manifest = parse_stored(&record.addons)?;
+                apps.push(InstalledApp { record, manifest });
+            }
+        }
+        Ok(apps)
+    }
+
+    /// Removes every addon's resources, then the record. Idempotent.
+    pub async fn uninstall(&self, app_id: &str) -> Result<(), Error> {
+        let app = parse_app_id(app_id)?;
+        let _guard = self.lock(app.as_str()).await;
+        let Some(record) = self.store.get(app.as_str()).await? else {
+            return Ok(());
+        };
+        self.store
+            .set(
+                app.as_str(),
+                AppState::Uninstalling,
+                &record.addons,
+                record.pending.as_ref(),
+            )
+            .await?;
+        let uninstalling = AppRecord {
+            state: AppState::Uninstalling,
+            ..record
+        };
+        match self.settle(uninstalling).await? {
+            None => {
+                tracing::info!(app_id = %app, "uninstalled");
+                Ok(())
+            }
+            Some(_) => Err(Error::Incomplete(
+                "an addon service could not remove the app's resources; retry UninstallApp"
+                    .to_owned(),
+            )),
+        }
+    }
+
+    /// Validates the whole request, every problem at once.
+    fn validate(
+        &self,
+        app_id: &str,
+        app_domain: Option<&str>,
+        addons: &Struct,
+    ) -> Result<(AppId, Manifest), Error> {
+        let mut problems = Vec::new();
+        let app = AppId::parse(app_id)
+            .map_err(|e| problems.push(format!("app_id: {e}")))
+            .ok();
+        if let Some(domain) = app_domain
+            && let Err(reason) = validate_domain(domain)
+        {
+            problems.push(format!("app_domain: {reason}"));
+        }
+        let manifest = Manifest::parse(addons)
+            .map_err(|found| problems.extend(found.iter().map(ToString::to_string)))
+            .ok();
+        match (app, manifest, problems.is_empty()) {
+            (Some(app), Some(manifest), true) => Ok((app, manifest)),
+            _ => Err(Error::Invalid(problems)),
+        }
+    }
+
+    /// Fails, naming them, if some of `manifest`'s addons have no service in this deployment.
+    fn check_served(&self, manifest: &Manifest) -> Result<(), Error> {
+        let unserved = self.fleet.unserved(manifest.provisioned.keys().copied());
+        if unserved.is_empty() {
+            return Ok(());
+        }
+        Err(Error::FailedPrecondition(format!(
+            "this deployment has no service for {}: configure FLEET_COORDINATOR_<SERVICE>_URL \
+             or drop the addon",
+            unserved.join(", ")
+        )))
+    }
+
+    /// Provisions every addon concurrently and combines the bundles with the runtime
+    /// variables. Fails with the first failing addon (by name) or a variable set twice.
+    async fn provision_all(
+        &self,
+        app: &AppId,
+        app_domain: &str,
+        addons: &BTreeMap<&'static str, Options>,
+    ) -> Result<EnvBundle, Error> {
+        let calls = addons.iter().map(|(addon, options)| async move {
+            let result = self
+                .fleet
+                .provision(app, app_domain, addon, options.clone(), 0)
+                .await;
+            (*addon, result)
+        });
+        let mut env = self.runtime_env(app_domain);
+        let mut origin: BTreeMap<String, &str> =
+            env.keys().map(|k| (k.clone(), "runtime")).collect();
+        for (addon, result) in join_all(calls).await {
+            let bundle = result.map_err(|status| Error::Addon {
+                addon: addon.to_owned(),
+                status,
+            })?;
+            for (name, value) in bundle {
+                if let Some(other) = origin.insert(name.clone(), addon) {
+                    return Err(Error::FailedPrecondition(format!(
+                        "{other} and {addon} both set {name}; a deployment's addon services \
+                         must not overlap"
+                    )));
+                }
+                env.insert(name, value);
+            }
+        }
+        Ok(env)
+    }
+
+    /// Deprovisions `addons` concurrently; whether all succeeded (failures are logged).
+    async fn deprovision_all<'a>(
+        &self,
+        app: &AppId,
+        addons: impl Iterator<Item = &'a str>,
+    ) -> bool {
+        let calls =
+            addons.map(|addon| async move { (addon, self.fleet.deprovision(app, addon).await) });
+        let mut all = true;
+        for (addon, result) in join_all(calls).await {
+            if let Err(status) = result {
+                tracing::error!(app_id = %app, addon, status = %status.message(), "could not remove an addon");
+                all = false;
+            }
+        }
+        all
+    }
+
+    /// Finishes or undoes whatever call `record` was left in; the resulting record, `None` if
+    /// the app is gone. Fails if a service needed for that is unavailable.
+    async fn settle(&self, record: AppRecord) -> Result<Option<AppRecord>, Error> {
+        let app = parse_app_id(&record.app_id)?;
+        let unfinished = || {
+            Error::Incomplete(format!(
+                "a previous call on app {app} did not finish and cannot be settled yet (an \
+                 addon service is unavailable); retry"
+            ))
+        };
+        match record.state {
+            AppState::Installed => Ok(Some(record)),
+            AppState::Installing | AppState::Uninstalling => {
+                let manifest = parse_stored(&record.addons)?;
+                if !self
+                    .deprovision_all(&app, manifest.provisioned.keys().copied())
+                    .await
+                {
+                    return Err(unfinished());
+                }
+                self.store.delete(app.as_str()).await?;
+                Ok(None)
+            }
+            AppState::Updating => {
+                let old = parse_stored(&record.addons)?;
+                let new = record
+                    .pending
+                    .as_ref()
+                    .map(parse_stored)
+                    .transpose()?
+                    .unwrap_or_default();
+                let added = new
+                    .provisioned
+                    .keys()
+                    .filter(|a| !old.provisioned.contains_key(*a))
+                    .copied();
+                if !self.deprovision_all(&app, added).await {
+                    return Err(unfinished());
+                }
+                self.store
+                    .set(app.as_str(), AppState::Installed, &record.addons, None)
+                    .await?;
+                Ok(self.store.get(app.as_str()).await?)
+            }
+            AppState::Committing => {
+                let new = parse_stored(&record.addons)?;
+                let old = record
+                    .pending
+                    .as_ref()
+                    .map(parse_stored)
+                    .transpose()?
+                    .unwrap_or_default();
+                let removed = old
+                    .provisioned
+                    .keys()
+                    .filter(|a| !new.provisioned.contains_key(*a))
+                    .copied();
+                if !self.deprovision_all(&app, removed).await {
+                    return Err(unfinished());
+                }
+                self.store
+                    .set(app.as_str(), AppState::Installed, &record.addons, None)
+                    .await?;
+                Ok(self.store.get(app.as_str()).await?)
+            }
+        }
+    }
+
+    /// The app's record, settled; NOT_FOUND if it is not installed.
+    async fn settled(&self, app: &AppId) -> Result<AppRecord, Error> {
+        let record = self.store.get(app.as_str()).await?;
+        let record = match record {
+            Some(record) => self.settle(record).await?,
+            None => None,
+        };
+        record.ok_or_else(|| Error::NotFound(format!("app {app} is not installed")))
+    }
+
+    async fn installed(&self, app_id: &str) -> Result<InstalledApp, Error> {
+        match self.store.get(app_id).await? {
+            Some(record) if record.state != AppState::Installing => {
+                let manifest = parse_stored(&record.addons)?;
+                Ok(InstalledApp { record, manifest })
+            }
+            _ => Err(Error::NotFound(format!("app {app_id} is not installed"))),
+        }
+    }
+
+    fn runtime_env(&self, app_domain: &str) -> EnvBundle {
+        let var = |suffix: &str| self.prefix.var(suffix);
+        EnvBundle::from([
+            (self.prefix.as_str().to_owned(), "1".to_owned()),
+            (var("APP_DOMAIN"), app_domain.to_owned()),
+            (
+                var("APP_ORIGIN"),
+                format!("{}://{app_domain}", self.runtime.app_scheme),
+            ),
+            (var("API_ORIGIN"), self.runtime.api_origin.clone()),
+            (var("PROXY_IP"), self.runtime.proxy_ip.clone()),
+            (var("WEBADMIN_ORIGIN"), self.runtime.webadmin_origin.clone()),
+        ])
+    }
+
+    /// Serializes calls on one app; different apps proceed in parallel.
+    async fn lock(&self, app_id: &str) -> OwnedMutexGuard<()> {
+        let lock = match self.locks.lock() {
+            Ok(mut locks) => Arc::clone(locks.entry(app_id.to_owned()).or_default()),
+            Err(poisoned) => {
+                Arc::clone(poisoned.into_inner().entry(app_id.to_owned()).or_default())
+            }
+        };
+        lock.lock_owned().await
+    }
+}
+
+fn parse_app_id(app_id: &str) -> Result<AppId, Error> {
+    AppId::parse(app_id).map_err(|e| Error::Invalid(vec![format!("app_id: {e}")]))
+}
+
+/// A stored manifest, validated when it was installed.
+fn parse_stored(addons: &serde_json::Value) -> Result<Manifest, Error> {
+    let addons = json::to_struct(addons)
+        .ok_or_else(|| Error::Internal("stored addons are not an object".to_owned()))?;
+    Manifest::parse(&addons).map_err(|problems| {
+        Error::Internal(format!(
+            "stored manifest no longer validates: {}",
+            problems.len()
+        ))
+    })
+}
+
+/// A DNS name: labels of letters, digits and '-', dot-separated, at most 253 characters.
+fn validate_domain(domain: &str) -> Result<(), String> {
+    let valid_label = |label: &str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    if domain.is_empty() {
+        Err("is required: the app's primary domain, e.g. chat.example.com".to_owned())
+    } else if domain.len() > 253 || !domain.split('.').all(valid_label) {
+        Err(format!("{domain:?} is not a domain name"))
+    } else {
+        Ok(())
+    }
+}
