@@ -21,7 +21,7 @@ bind-address=127.0.0.1
 skip-name-resolve
 character-set-server=utf8mb4
 collation-server=utf8mb4_unicode_ci
-max_connections=500
+max_connections=1000
 # Creates (or resets) the admin account at every start.
 init-file=$dir/init.sql
 [client]

@@ -231,6 +231,54 @@ impl CommonConfig {
     }
 }
 
+/// The settings of a service that administers a database server (`FLEET_<SERVICE>_ADMIN_URL`
+/// and friends); the service parses the URL with its driver.
+#[derive(Debug, Clone)]
+pub struct DatabaseAdmin {
+    /// `FLEET_<SERVICE>_ADMIN_URL`: an account that may create users and databases.
+    pub url: Secret<String>,
+    /// `FLEET_<SERVICE>_ADMIN_PASSWORD_FILE`: the admin password, instead of the URL's
+    /// (Docker secrets).
+    pub password: Option<Secret<String>>,
+    /// `FLEET_<SERVICE>_APP_HOST`: host apps connect to (default: the admin URL's host).
+    pub app_host: Option<String>,
+    /// `FLEET_<SERVICE>_APP_PORT`: port apps connect to (default: the admin URL's port).
+    pub app_port: Option<u16>,
+    /// `FLEET_<SERVICE>_POOL_SIZE`: admin connections kept open (default 10).
+    pub pool_size: u32,
+    /// `FLEET_<SERVICE>_CONNECT_TIMEOUT_SECS`: how long a call waits for an admin connection
+    /// before failing with UNAVAILABLE (default 5).
+    pub connect_timeout: Duration,
+}
+
+impl DatabaseAdmin {
+    /// Reads `FLEET_<service>_*`; `example` shows the URL's form in the error when it is
+    /// missing. `None` when a problem was recorded.
+    pub fn read(env: &mut EnvReader, service: &str, example: &str) -> Option<Self> {
+        let var = |suffix: &str| format!("{SETTINGS_PREFIX}{service}_{suffix}");
+        let url = env.required(
+            &var("ADMIN_URL"),
+            &format!("the admin account's URL, {example}"),
+        );
+        let password = env.secret_file(&var("ADMIN_PASSWORD_FILE"));
+        let app_host = env.optional(&var("APP_HOST"));
+        let app_port = env.parsed_optional(&var("APP_PORT"));
+        let pool_size = env.parsed(&var("POOL_SIZE"), 10);
+        if pool_size == 0 {
+            env.problem(format!("{} must be at least 1", var("POOL_SIZE")));
+        }
+        let connect_timeout = env.seconds(&var("CONNECT_TIMEOUT_SECS"), Duration::from_secs(5));
+        Some(Self {
+            url: Secret::new(url?),
+            password,
+            app_host,
+            app_port,
+            pool_size,
+            connect_timeout,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

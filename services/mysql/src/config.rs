@@ -4,7 +4,7 @@ use std::{str::FromStr, time::Duration};
 
 use fleet_shared::{
     Secret,
-    config::{CommonConfig, ConfigError, EnvReader},
+    config::{CommonConfig, ConfigError, DatabaseAdmin, EnvReader},
 };
 use sqlx::{ConnectOptions, mysql::MySqlConnectOptions};
 
@@ -38,49 +38,43 @@ impl Config {
     pub fn from_env(env: EnvReader) -> Result<Self, ConfigError> {
         let mut env = env;
         let common = CommonConfig::read(&mut env, DEFAULT_PORT);
-        let admin = env
-            .required(
-                "FLEET_MYSQL_ADMIN_URL",
-                "URL of an account with all privileges and GRANT OPTION, \
-                 mysql://USER:PASSWORD@HOST:PORT/",
-            )
-            .and_then(|url| match MySqlConnectOptions::from_str(&url) {
-                Ok(options) => Some(options),
+        let database = DatabaseAdmin::read(
+            &mut env,
+            "MYSQL",
+            "mysql://USER:PASSWORD@HOST:PORT/ (all privileges and GRANT OPTION)",
+        );
+        let admin = database.as_ref().and_then(|database| {
+            match MySqlConnectOptions::from_str(database.url.expose()) {
+                Ok(options) => Some(match &database.password {
+                    Some(password) => options.password(password.expose()),
+                    None => options,
+                }),
                 Err(_) => {
                     // The URL holds a password: say what is wrong without echoing it.
                     env.problem("FLEET_MYSQL_ADMIN_URL is not a valid mysql:// URL".to_owned());
                     None
                 }
-            });
-        let admin = match env.secret_file("FLEET_MYSQL_ADMIN_PASSWORD_FILE") {
-            Some(password) => admin.map(|options| options.password(password.expose())),
-            None => admin,
-        };
-        let app_host = env.optional("FLEET_MYSQL_APP_HOST");
-        let app_port = env.parsed_optional::<u16>("FLEET_MYSQL_APP_PORT");
-        let pool_size = env.parsed("FLEET_MYSQL_POOL_SIZE", 10);
-        let connect_timeout =
-            env.seconds("FLEET_MYSQL_CONNECT_TIMEOUT_SECS", Duration::from_secs(5));
+            }
+        });
         let max_user_connections = env.parsed("FLEET_MYSQL_MAX_USER_CONNECTIONS", 50);
-        if pool_size == 0 {
-            env.problem("FLEET_MYSQL_POOL_SIZE must be at least 1".to_owned());
-        }
         if max_user_connections == 0 {
             // 0 means "no limit" to MySQL; say so instead of silently lifting the limit.
             env.problem("FLEET_MYSQL_MAX_USER_CONNECTIONS must be at least 1".to_owned());
         }
         env.finish()?;
         // finish() succeeded, so nothing was missing.
-        let (Some(common), Some(admin)) = (common, admin) else {
+        let (Some(common), Some(database), Some(admin)) = (common, database, admin) else {
             return Err(ConfigError(vec!["incomplete configuration".to_owned()]));
         };
         Ok(Self {
-            app_host: app_host.unwrap_or_else(|| admin.get_host().to_owned()),
-            app_port: app_port.unwrap_or_else(|| admin.get_port()),
+            app_host: database
+                .app_host
+                .unwrap_or_else(|| admin.get_host().to_owned()),
+            app_port: database.app_port.unwrap_or_else(|| admin.get_port()),
             admin: Secret::new(admin.disable_statement_logging()),
             common,
-            pool_size,
-            connect_timeout,
+            pool_size: database.pool_size,
+            connect_timeout: database.connect_timeout,
             max_user_connections,
         })
     }

@@ -69,8 +69,12 @@ impl Provisioner {
     pub fn new(config: &Config) -> Self {
         let admin = config.admin.expose().clone();
         let pool = MySqlPoolOptions::new()
-            .max_connections(config.pool_size)
+            // Room beyond the permits: a released connection goes back to the pool on a
+            // task of its own, and the next caller must not wait for that (or time out).
+            .max_connections(config.pool_size * 2)
             .min_connections(0)
+            // Give idle admin connections back to the server: it is shared with the apps.
+            .idle_timeout(std::time::Duration::from_secs(60))
             .acquire_timeout(config.connect_timeout)
             .connect_lazy_with(admin.clone());
         Self {
@@ -264,7 +268,7 @@ impl Provisioner {
             .acquire()
             .await
             .map_err(|_| Error::Unavailable("the service is shutting down".to_owned()))?;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.acquire().await?;
         self.meta_ready
             .get_or_try_init(|| async {
                 execute(
@@ -287,6 +291,20 @@ impl Provisioner {
             })
             .await?;
         Ok((permit, conn))
+    }
+
+    /// A pooled connection. The pool's timeout alone cannot tell a busy server from a dead
+    /// one, so on a timeout the server is asked directly: if it takes a new connection, the
+    /// call keeps waiting (its deadline bounds it); if not, it is UNAVAILABLE.
+    async fn acquire(&self) -> Result<PoolConnection<MySql>, Error> {
+        loop {
+            match self.pool.acquire().await {
+                Err(sqlx::Error::PoolTimedOut) if self.ping().await => {
+                    tracing::warn!("admin connections are slow to come; still waiting");
+                }
+                result => return Ok(result?),
+            }
+        }
     }
 
     fn env(&self, name: &ResourceName, password: &str, layout: Layout) -> EnvBundle {

@@ -4,7 +4,7 @@ use std::{str::FromStr, time::Duration};
 
 use fleet_shared::{
     Secret,
-    config::{CommonConfig, ConfigError, EnvReader},
+    config::{CommonConfig, ConfigError, DatabaseAdmin, EnvReader},
 };
 use sqlx::{ConnectOptions, postgres::PgConnectOptions};
 
@@ -38,48 +38,40 @@ impl Config {
     pub fn from_env(env: EnvReader) -> Result<Self, ConfigError> {
         let mut env = env;
         let common = CommonConfig::read(&mut env, DEFAULT_PORT);
-        let admin = env
-            .required(
-                "FLEET_POSTGRESQL_ADMIN_URL",
-                "superuser URL of the PostgreSQL server, postgres://USER:PASSWORD@HOST:PORT/postgres",
-            )
-            .and_then(|url| match PgConnectOptions::from_str(&url) {
-                Ok(options) => Some(options),
+        let database = DatabaseAdmin::read(
+            &mut env,
+            "POSTGRESQL",
+            "postgres://USER:PASSWORD@HOST:PORT/postgres (a superuser)",
+        );
+        let admin = database.as_ref().and_then(|database| {
+            match PgConnectOptions::from_str(database.url.expose()) {
+                Ok(options) => Some(match &database.password {
+                    Some(password) => options.password(password.expose()),
+                    None => options,
+                }),
                 Err(_) => {
                     // The URL holds a password: say what is wrong without echoing it.
-                    env.problem(
-                        "FLEET_POSTGRESQL_ADMIN_URL is not a valid postgres:// URL".to_owned(),
-                    );
+                    let problem = "FLEET_POSTGRESQL_ADMIN_URL is not a valid postgres:// URL";
+                    env.problem(problem.to_owned());
                     None
                 }
-            });
-        let admin = match env.secret_file("FLEET_POSTGRESQL_ADMIN_PASSWORD_FILE") {
-            Some(password) => admin.map(|options| options.password(password.expose())),
-            None => admin,
-        };
-        let app_host = env.optional("FLEET_POSTGRESQL_APP_HOST");
-        let app_port = env.parsed_optional::<u16>("FLEET_POSTGRESQL_APP_PORT");
-        let pool_size = env.parsed("FLEET_POSTGRESQL_POOL_SIZE", 10);
-        let connect_timeout = env.seconds(
-            "FLEET_POSTGRESQL_CONNECT_TIMEOUT_SECS",
-            Duration::from_secs(5),
-        );
+            }
+        });
         let app_connection_limit = env.parsed("FLEET_POSTGRESQL_APP_CONNECTION_LIMIT", 50);
-        if pool_size == 0 {
-            env.problem("FLEET_POSTGRESQL_POOL_SIZE must be at least 1".to_owned());
-        }
         env.finish()?;
         // finish() succeeded, so nothing was missing.
-        let (Some(common), Some(admin)) = (common, admin) else {
+        let (Some(common), Some(database), Some(admin)) = (common, database, admin) else {
             return Err(ConfigError(vec!["incomplete configuration".to_owned()]));
         };
         Ok(Self {
-            app_host: app_host.unwrap_or_else(|| admin.get_host().to_owned()),
-            app_port: app_port.unwrap_or_else(|| admin.get_port()),
+            app_host: database
+                .app_host
+                .unwrap_or_else(|| admin.get_host().to_owned()),
+            app_port: database.app_port.unwrap_or_else(|| admin.get_port()),
             admin: Secret::new(admin.disable_statement_logging()),
             common,
-            pool_size,
-            connect_timeout,
+            pool_size: database.pool_size,
+            connect_timeout: database.connect_timeout,
             app_connection_limit,
         })
     }

@@ -77,8 +77,12 @@ impl Provisioner {
     pub fn new(config: &Config) -> Self {
         let admin = config.admin.expose().clone();
         let pool = PgPoolOptions::new()
-            .max_connections(config.pool_size)
+            // Room beyond the permits: a released connection goes back to the pool on a
+            // task of its own, and the next caller must not wait for that (or time out).
+            .max_connections(config.pool_size * 2)
             .min_connections(0)
+            // Give idle admin connections back to the server: it is shared with the apps.
+            .idle_timeout(std::time::Duration::from_secs(60))
             .acquire_timeout(config.connect_timeout)
             .connect_lazy_with(admin.clone());
         Self {
@@ -113,33 +117,6 @@ impl AddonBackend for Provisioner {
     /// Creates the app's role and database, or brings them up to date, and returns the app's
     /// variables. On failure, removes whatever this call created.
     async fn provision(&self, spec: ProvisionSpec) -> Result<EnvBundle, Error> {
-        self.provision_app(&spec).await
-    }
-
-    /// Terminates the app's sessions and drops its database and role. Succeeds when they are
-    /// already gone.
-    async fn deprovision(&self, app: AppId) -> Result<(), Error> {
-        self.deprovision_app(&app).await
-    }
-
-    /// The ids of the apps that have a role or a database here, sorted.
-    async fn list(&self) -> Result<Vec<String>, Error> {
-        self.list_apps().await
-    }
-}
-
-impl Provisioner {
-    /// A pooled admin connection, after waiting for a turn.
-    async fn connection(&self) -> Result<(SemaphorePermit<'_>, PoolConnection<Postgres>), Error> {
-        let permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| Error::Unavailable("the service is shutting down".to_owned()))?;
-        Ok((permit, self.pool.acquire().await?))
-    }
-
-    async fn provision_app(&self, spec: &ProvisionSpec) -> Result<EnvBundle, Error> {
         self.check_extensions_installed(&spec.extensions).await?;
         let name = spec.app.resource_name();
         let password = self
@@ -167,7 +144,7 @@ impl Provisioner {
             let database_created = existing.database.is_none();
             let rest = async {
                 if database_created {
-                    create_database(conn, &name, spec).await?;
+                    create_database(conn, &name, &spec).await?;
                 }
                 secure_database(conn, &name, &spec.app).await?;
                 self.create_extensions(&name, &spec.extensions).await
@@ -184,11 +161,13 @@ impl Provisioner {
         Ok(self.env(&name, password.expose()))
     }
 
-    async fn deprovision_app(&self, app: &AppId) -> Result<(), Error> {
+    /// Terminates the app's sessions and drops its database and role. Succeeds when they are
+    /// already gone.
+    async fn deprovision(&self, app: AppId) -> Result<(), Error> {
         let name = app.resource_name();
         self.with_app_lock(&name, async |conn| {
             let existing = existing(conn, &name).await?;
-            check_ownership(&existing, app, &name)?;
+            check_ownership(&existing, &app, &name)?;
             if existing.database.is_some() {
                 execute(
                     conn,
@@ -225,7 +204,8 @@ impl Provisioner {
         Ok(())
     }
 
-    async fn list_apps(&self) -> Result<Vec<String>, Error> {
+    /// The ids of the apps that have a role or a database here, sorted.
+    async fn list(&self) -> Result<Vec<String>, Error> {
         let (_turn, mut conn) = self.connection().await?;
         let tags: Vec<(String,)> = sqlx::query_as(
             "SELECT description FROM pg_shdescription \
@@ -240,6 +220,32 @@ impl Provisioner {
             .filter_map(|(tag,)| tag.strip_prefix(OWNER_TAG).map(str::to_owned))
             .collect();
         Ok(ids.into_iter().collect())
+    }
+}
+
+impl Provisioner {
+    /// A pooled admin connection, after waiting for a turn.
+    async fn connection(&self) -> Result<(SemaphorePermit<'_>, PoolConnection<Postgres>), Error> {
+        let permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| Error::Unavailable("the service is shutting down".to_owned()))?;
+        Ok((permit, self.acquire().await?))
+    }
+
+    /// A pooled connection. The pool's timeout alone cannot tell a busy server from a dead
+    /// one, so on a timeout the server is asked directly: if it takes a new connection, the
+    /// call keeps waiting (its deadline bounds it); if not, it is UNAVAILABLE.
+    async fn acquire(&self) -> Result<PoolConnection<Postgres>, Error> {
+        loop {
+            match self.pool.acquire().await {
+                Err(sqlx::Error::PoolTimedOut) if self.ping().await => {
+                    tracing::warn!("admin connections are slow to come; still waiting");
+                }
+                result => return Ok(result?),
+            }
+        }
     }
 
     fn env(&self, name: &ResourceName, password: &str) -> EnvBundle {

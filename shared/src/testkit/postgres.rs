@@ -31,7 +31,8 @@ impl PostgresServer {
             "-c",
             "synchronous_commit=off",
             "-c",
-            "max_connections=300",
+            // Every test runs its own services, each with its own pool of admin connections.
+            "max_connections=1000",
         ];
         Watched::start("postgresql", &script, &extra, |port| {
             Command::new("pg_isready")

@@ -35,7 +35,7 @@ pub fn service_env(
     env.extend(
         [
             ("FLEET_MYSQL_ADMIN_URL", admin_url),
-            ("FLEET_MYSQL_CONNECT_TIMEOUT_SECS", "2"),
+            ("FLEET_MYSQL_CONNECT_TIMEOUT_SECS", "5"),
             // A small pool, so the 50-call test proves a busy pool is not reported UNAVAILABLE.
             ("FLEET_MYSQL_POOL_SIZE", "4"),
         ]

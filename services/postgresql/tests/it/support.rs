@@ -36,7 +36,7 @@ pub fn service_env(
     env.extend(
         [
             ("FLEET_POSTGRESQL_ADMIN_URL", admin_url),
-            ("FLEET_POSTGRESQL_CONNECT_TIMEOUT_SECS", "2"),
+            ("FLEET_POSTGRESQL_CONNECT_TIMEOUT_SECS", "5"),
             // A small pool, so the 50-call test proves a busy pool is not reported UNAVAILABLE.
             ("FLEET_POSTGRESQL_POOL_SIZE", "4"),
         ]
