@@ -23,3 +23,4 @@ bench: deps
 	cargo bench -p fleet-postgresql --bench provision
 	cargo bench -p fleet-mysql --bench provision
 	cargo bench -p fleet-coordinator --bench fan_out
+	cargo bench -p fleet-redis --bench instances

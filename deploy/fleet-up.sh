@@ -8,7 +8,8 @@
 #   - starts a private MariaDB on 127.0.0.1 (data under .fleet/mariadb, kept),
 # Ports can be moved with FLEET_UP_PG_PORT (55432), FLEET_UP_MARIADB_PORT (53306),
 # FLEET_UP_POSTGRESQL_PORT (50052), FLEET_UP_MYSQL_PORT (50051) and
-# FLEET_UP_COORDINATOR_PORT (50050). The coordinator keeps its app records in
+# FLEET_UP_COORDINATOR_PORT (50050), FLEET_UP_REDIS_PORT (50054; app instances take ports
+# 46000-46999, data under .fleet/redis). The coordinator keeps its app records in
 # .fleet/coordinator.db (SQLite).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -18,6 +19,7 @@ mariadb_port=${FLEET_UP_MARIADB_PORT:-53306}
 mysql_port=${FLEET_UP_MYSQL_PORT:-50051}
 postgresql_port=${FLEET_UP_POSTGRESQL_PORT:-50052}
 coordinator_port=${FLEET_UP_COORDINATOR_PORT:-50050}
+redis_port=${FLEET_UP_REDIS_PORT:-50054}
 say() { echo "fleet-up: $*"; }
 
 bash "$root/deploy/install-deps.sh"
@@ -102,9 +104,16 @@ env "${common[@]}" FLEET_LISTEN="127.0.0.1:$mysql_port" \
 track $! TERM
 wait_port fleet-mysql "$mysql_port" "${pids[0]}"
 
+env "${common[@]}" FLEET_LISTEN="127.0.0.1:$redis_port" \
+    FLEET_REDIS_DATA_DIR="$state/redis" FLEET_REDIS_STOP_INSTANCES_ON_EXIT=true \
+    "$bin/fleet-redis" &
+track $! TERM
+wait_port fleet-redis "$redis_port" "${pids[0]}"
+
 env "${common[@]}" FLEET_LISTEN="127.0.0.1:$coordinator_port" \
     FLEET_COORDINATOR_MYSQL_URL="http://127.0.0.1:$mysql_port" \
     FLEET_COORDINATOR_POSTGRESQL_URL="http://127.0.0.1:$postgresql_port" \
+    FLEET_COORDINATOR_REDIS_URL="http://127.0.0.1:$redis_port" \
     FLEET_COORDINATOR_STATE_URL="sqlite://$state/coordinator.db" \
     FLEET_COORDINATOR_API_ORIGIN="${FLEET_UP_API_ORIGIN:-https://my.localhost}" \
     "$bin/fleet-coordinator" &
@@ -117,10 +126,11 @@ fleet-up: the fleet is up. Services (gRPC, reflection on; calls need the bearer 
   coordinator  127.0.0.1:$coordinator_port
   mysql        127.0.0.1:$mysql_port
   postgresql   127.0.0.1:$postgresql_port
+  redis        127.0.0.1:$redis_port
 
 Try:
   grpcurl -plaintext -H "authorization: Bearer \$(cat .fleet/token)" \\
-      -d '{"app_id": "blog", "app_domain": "blog.localhost", "addons": {"mysql": {}, "postgresql": {}, "localstorage": {}}}' \\
+      -d '{"app_id": "blog", "app_domain": "blog.localhost", "addons": {"mysql": {}, "postgresql": {}, "redis": {}, "localstorage": {}}}' \\
       127.0.0.1:$coordinator_port fleet.coordinator.v1.Coordinator/InstallApp
   grpcurl -plaintext -H "authorization: Bearer \$(cat .fleet/token)" \\
       127.0.0.1:$coordinator_port fleet.coordinator.v1.Coordinator/GetFleetStatus

@@ -10,6 +10,8 @@ packages=(
     postgresql-15-postgis-3-scripts postgresql-15-pgrouting postgresql-15-ogr-fdw
     # MariaDB, standing in for MySQL 8 behind the mysql addon.
     mariadb-server mariadb-client
+    # redis-server, one per app behind the redis addon.
+    redis-server
     locales util-linux
 )
 locales=(en_US.UTF-8 de_DE.UTF-8 fr_FR.UTF-8)

@@ -1,0 +1,91 @@
+//! The redis service's settings (`FLEET_REDIS_*`) on top of the common ones.
+
+use std::{ops::RangeInclusive, path::PathBuf, time::Duration};
+
+use fleet_shared::config::{CommonConfig, ConfigError, EnvReader};
+
+/// The service's well-known port.
+pub const DEFAULT_PORT: u16 = 50054;
+
+/// Everything the service needs to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Settings every service has.
+    pub common: CommonConfig,
+    /// `FLEET_REDIS_DATA_DIR`: one directory per app (config, AOF, pid, log) (required).
+    pub data_dir: PathBuf,
+    /// `FLEET_REDIS_BIND`: address the instances listen on (default `127.0.0.1`).
+    pub bind: String,
+    /// `FLEET_REDIS_APP_HOST`: host apps are told (default: the bind address).
+    pub app_host: String,
+    /// `FLEET_REDIS_PORTS`: range instances take their ports from (default `46000-46999`).
+    pub ports: RangeInclusive<u16>,
+    /// `FLEET_REDIS_MAXMEMORY_MB`: memory limit of one instance (default 150, as the platform).
+    pub maxmemory_mb: u32,
+    /// `FLEET_REDIS_APPENDFSYNC`: `everysec` (default), `always` or `no`.
+    pub appendfsync: String,
+    /// `FLEET_REDIS_SERVER_BIN`: the redis-server binary (default `redis-server` on PATH).
+    pub server_bin: PathBuf,
+    /// `FLEET_REDIS_SUPERVISE_SECS`: how often dead instances are looked for (default 2).
+    pub supervise_every: Duration,
+    /// `FLEET_REDIS_STOP_INSTANCES_ON_EXIT`: stop every instance when the service stops
+    /// (default false: apps keep their caches while the service restarts).
+    pub stop_instances_on_exit: bool,
+}
+
+impl Config {
+    /// Reads and validates the environment, reporting every problem at once.
+    pub fn from_env(env: EnvReader) -> Result<Self, ConfigError> {
+        let mut env = env;
+        let common = CommonConfig::read(&mut env, DEFAULT_PORT);
+        let data_dir = env.required(
+            "FLEET_REDIS_DATA_DIR",
+            "directory holding one sub-directory per app instance",
+        );
+        let bind = env
+            .optional("FLEET_REDIS_BIND")
+            .unwrap_or_else(|| "127.0.0.1".to_owned());
+        let app_host = env.optional("FLEET_REDIS_APP_HOST");
+        let ports = env
+            .optional("FLEET_REDIS_PORTS")
+            .unwrap_or_else(|| "46000-46999".to_owned());
+        let ports = match ports
+            .split_once('-')
+            .map(|(a, b)| (a.parse::<u16>(), b.parse::<u16>()))
+        {
+            Some((Ok(low), Ok(high))) if low > 0 && low <= high => Some(low..=high),
+            _ => {
+                env.problem("FLEET_REDIS_PORTS must be a range LOW-HIGH of TCP ports".to_owned());
+                None
+            }
+        };
+        let maxmemory_mb = env.parsed("FLEET_REDIS_MAXMEMORY_MB", 150);
+        let appendfsync = env
+            .optional("FLEET_REDIS_APPENDFSYNC")
+            .unwrap_or_else(|| "everysec".to_owned());
+        if !["everysec", "always", "no"].contains(&appendfsync.as_str()) {
+            env.problem("FLEET_REDIS_APPENDFSYNC must be everysec, always or no".to_owned());
+        }
+        let server_bin = env
+            .optional("FLEET_REDIS_SERVER_BIN")
+            .unwrap_or_else(|| "redis-server".to_owned());
+        let supervise_every = env.seconds("FLEET_REDIS_SUPERVISE_SECS", Duration::from_secs(2));
+        let stop_instances_on_exit = env.parsed("FLEET_REDIS_STOP_INSTANCES_ON_EXIT", false);
+        env.finish()?;
+        let (Some(common), Some(data_dir), Some(ports)) = (common, data_dir, ports) else {
+            return Err(ConfigError(vec!["incomplete configuration".to_owned()]));
+        };
+        Ok(Self {
+            common,
+            data_dir: PathBuf::from(data_dir),
+            app_host: app_host.unwrap_or_else(|| bind.clone()),
+            bind,
+            ports,
+            maxmemory_mb,
+            appendfsync,
+            server_bin: PathBuf::from(server_bin),
+            supervise_every,
+            stop_instances_on_exit,
+        })
+    }
+}

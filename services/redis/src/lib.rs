@@ -1,0 +1,46 @@
+//! The redis addon service: a persistent redis-server of its own for every app, with its own
+//! port, password, memory limit and append-only file, supervised by the service.
+//!
+//! Layout: [`config`] reads the environment, [`request`] validates requests, [`provisioner`]
+//! keeps the per-app instances (the gRPC layer is `fleet_shared::addon`), [`runner`] starts
+//! and stops them behind a trait, [`error`] maps every failure to one gRPC status.
+
+pub mod config;
+pub mod error;
+pub mod provisioner;
+pub mod request;
+pub mod runner;
+
+use std::future::Future;
+
+use fleet_shared::{
+    addon::serve_addon,
+    server::{GrpcServer, ServeError},
+};
+
+use crate::{config::Config, provisioner::Provisioner, runner::ProcessRunner};
+
+/// Why the service could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    DataDir(#[from] error::Error),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}
+
+/// Serves the redis addon on `server` until `shutdown` resolves, then drains.
+pub async fn serve(
+    config: Config,
+    server: GrpcServer,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let provisioner = Provisioner::new(&config, ProcessRunner::new(config.server_bin.clone()))?;
+    let supervisor = provisioner.supervise(config.supervise_every);
+    let served = serve_addon(provisioner.clone(), server, shutdown).await;
+    supervisor.abort();
+    if config.stop_instances_on_exit {
+        provisioner.stop_all().await;
+    }
+    Ok(served?)
+}

@@ -1,0 +1,420 @@
+//! What provisioning means for Redis: one redis-server per app, because a shared server with
+//! ACLs cannot isolate apps that use the whole keyspace, `SELECT`, `FLUSHALL` or `KEYS`.
+//!
+//! Each app has a directory `<data dir>/<name>/` holding `instance.json` (owner app id, port,
+//! whether it has a password), `redis.conf` (0600: it holds the password), the append-only
+//! file, `redis.pid` and `redis.log`. The directory is the truth: any replica or restart of the
+//! service finds every instance there. A supervisor restarts instances that stop answering.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use fleet_shared::{
+    AppId,
+    addon::AddonBackend,
+    app_id::ResourceName,
+    credentials::MasterKey,
+    env_bundle::{EnvBundle, EnvPrefix, url_host},
+};
+use tokio::sync::OwnedMutexGuard;
+
+use crate::{
+    config::Config,
+    error::Error,
+    request::ProvisionSpec,
+    runner::{Instance, InstanceRunner},
+};
+
+/// The addon's name, as in manifests and in password derivation.
+pub const ADDON: &str = "redis";
+
+/// What `instance.json` records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Recorded {
+    app_id: String,
+    port: u16,
+}
+
+/// Provisions, supervises and removes per-app instances through a runner.
+pub struct Provisioner<R> {
+    inner: Arc<Inner<R>>,
+}
+
+impl<R> Clone for Provisioner<R> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+struct Inner<R> {
+    runner: R,
+    data_dir: PathBuf,
+    bind: String,
+    app_host: String,
+    ports: std::ops::RangeInclusive<u16>,
+    maxmemory_mb: u32,
+    appendfsync: String,
+    master_key: MasterKey,
+    env_prefix: EnvPrefix,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Held while choosing a port, so two new apps never take the same one.
+    allocating: tokio::sync::Mutex<()>,
+}
+
+impl<R: InstanceRunner> Provisioner<R> {
+    /// A provisioner over `config.data_dir`, starting instances with `runner`.
+    pub fn new(config: &Config, runner: R) -> Result<Self, Error> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            Error::Unavailable(format!(
+                "cannot create FLEET_REDIS_DATA_DIR {}: {e}",
+                config.data_dir.display()
+            ))
+        })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                runner,
+                data_dir: config.data_dir.clone(),
+                bind: config.bind.clone(),
+                app_host: config.app_host.clone(),
+                ports: config.ports.clone(),
+                maxmemory_mb: config.maxmemory_mb,
+                appendfsync: config.appendfsync.clone(),
+                master_key: config.common.master_key.clone(),
+                env_prefix: config.common.env_prefix.clone(),
+                locks: Mutex::new(HashMap::new()),
+                allocating: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    /// Restarts every recorded instance that does not answer, now and every `every`, until
+    /// the returned task is aborted. The first pass re-adopts (or restarts) the instances a
+    /// previous run of the service left.
+    pub fn supervise(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                this.restart_dead().await;
+                tokio::time::sleep(every).await;
+            }
+        })
+    }
+
+    async fn restart_dead(&self) {
+        let Ok(names) = self.names().await else {
+            return;
+        };
+        for name in names {
+            let _guard = self.lock(&name).await;
+            let Some((recorded, instance)) = self.instance_of(&name).await else {
+                continue; // removed meanwhile
+            };
+            if self.inner.runner.alive(&instance).await {
+                continue;
+            }
+            tracing::warn!(app_id = %recorded.app_id, name, "instance not answering; restarting it");
+            if let Err(error) = self.inner.runner.start(&instance).await {
+                tracing::error!(app_id = %recorded.app_id, name, %error, "could not restart instance");
+            }
+        }
+    }
+
+    /// Stops every instance (when the service is told to on exit).
+    pub async fn stop_all(&self) {
+        let Ok(names) = self.names().await else {
+            return;
+        };
+        for name in names {
+            let _guard = self.lock(&name).await;
+            if let Some((_, instance)) = self.instance_of(&name).await {
+                let _ = self.inner.runner.stop(&instance).await;
+            }
+        }
+    }
+
+    fn dir(&self, name: &str) -> PathBuf {
+        self.inner.data_dir.join(name)
+    }
+
+    /// The names of every instance directory with a record.
+    async fn names(&self) -> Result<Vec<String>, Error> {
+        let mut names = Vec::new();
+        let mut entries = tokio::fs::read_dir(&self.inner.data_dir).await?;
+        while let Some(entry) = entries.next_entry().await? {
+            if entry.path().join("instance.json").is_file()
+                && let Some(name) = entry.file_name().to_str()
+            {
+                names.push(name.to_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    async fn instance_of(&self, name: &str) -> Option<(Recorded, Instance)> {
+        let recorded = read_record(&self.dir(name)).await.ok().flatten()?;
+        let instance = self.instance(name, recorded.port);
+        Some((recorded, instance))
+    }
+
+    fn instance(&self, name: &str, port: u16) -> Instance {
+        Instance {
+            name: name.to_owned(),
+            dir: self.dir(name),
+            host: self.inner.bind.clone(),
+            port,
+        }
+    }
+
+    /// A port in the range that no recorded instance uses and that can be bound now.
+    async fn free_port(&self) -> Result<u16, Error> {
+        let mut taken = BTreeSet::new();
+        for name in self.names().await? {
+            if let Ok(Some(recorded)) = read_record(&self.dir(&name)).await {
+                taken.insert(recorded.port);
+            }
+        }
+        for port in self.inner.ports.clone() {
+            if !taken.contains(&port)
+                && std::net::TcpListener::bind((self.inner.bind.as_str(), port)).is_ok()
+            {
+                return Ok(port);
+            }
+        }
+        Err(Error::ResourceExhausted(format!(
+            "no free port left for a new redis instance in {}-{} (FLEET_REDIS_PORTS); widen \
+             the range or remove unused apps",
+            self.inner.ports.start(),
+            self.inner.ports.end()
+        )))
+    }
+
+    fn config_file(&self, instance: &Instance, password: Option<&str>) -> String {
+        let dir = instance.dir.display();
+        let mut conf = format!(
+            "# Written by fleet-redis; rewritten at every provision.\n\
+             bind {bind}\nport {port}\ndir {dir}\npidfile {dir}/redis.pid\n\
+             logfile {dir}/redis.log\ndaemonize no\nappendonly yes\nappendfsync {fsync}\n\
+             save \"\"\nmaxmemory {memory}mb\nmaxmemory-policy noeviction\n",
+            bind = instance.host,
+            port = instance.port,
+            fsync = self.inner.appendfsync,
+            memory = self.inner.maxmemory_mb,
+        );
+        match password {
+            Some(password) => conf.push_str(&format!("requirepass {password}\n")),
+            // Without a password the instance is only reachable on the apps' internal network
+            // (the reference's noPassword); protected mode would refuse those clients.
+            None => conf.push_str("protected-mode no\n"),
+        }
+        conf
+    }
+
+    fn env(&self, port: u16, password: Option<&str>) -> EnvBundle {
+        let var = |suffix: &str| self.inner.env_prefix.var(suffix);
+        let host = &self.inner.app_host;
+        let credentials = password
+            .map(|p| format!("default:{p}@"))
+            .unwrap_or_default();
+        let mut env = EnvBundle::from([
+            (
+                var("REDIS_URL"),
+                format!("redis://{credentials}{}:{port}", url_host(host)),
+            ),
+            (var("REDIS_HOST"), host.clone()),
+            (var("REDIS_PORT"), port.to_string()),
+        ]);
+        if let Some(password) = password {
+            env.insert(var("REDIS_PASSWORD"), password.to_owned());
+        }
+        env
+    }
+
+    async fn lock(&self, name: &str) -> OwnedMutexGuard<()> {
+        let lock = match self.inner.locks.lock() {
+            Ok(mut locks) => Arc::clone(locks.entry(name.to_owned()).or_default()),
+            Err(poisoned) => Arc::clone(poisoned.into_inner().entry(name.to_owned()).or_default()),
+        };
+        lock.lock_owned().await
+    }
+}
+
+impl<R: InstanceRunner> AddonBackend for Provisioner<R> {
+    const ADDON: &'static str = ADDON;
+    type Spec = ProvisionSpec;
+    type Error = Error;
+
+    /// Creates the app's instance (or brings its configuration up to date) and makes sure it
+    /// runs. A new instance that fails to start leaves nothing behind.
+    async fn provision(&self, spec: ProvisionSpec) -> Result<EnvBundle, Error> {
+        let name = spec.app.resource_name();
+        let _guard = self.lock(name.as_str()).await;
+        let dir = self.dir(name.as_str());
+        let password = (!spec.no_password).then(|| {
+            self.inner
+                .master_key
+                .derive_password(ADDON, &spec.app, spec.generation)
+        });
+        let password = password.as_ref().map(|p| p.expose().as_str());
+
+        let existing = read_record(&dir).await?;
+        let (port, created) = match &existing {
+            Some(recorded) if recorded.app_id != spec.app.as_str() => return Err(taken(&name)),
+            Some(recorded) => (recorded.port, false),
+            None => {
+                let _allocating = self.inner.allocating.lock().await;
+                let port = self.free_port().await?;
+                create_private_dir(&dir).await?;
+                write_record(
+                    &dir,
+                    &Recorded {
+                        app_id: spec.app.to_string(),
+                        port,
+                    },
+                )
+                .await?;
+                (port, true)
+            }
+        };
+        let instance = self.instance(name.as_str(), port);
+        let conf = self.config_file(&instance, password);
+        let result = async {
+            let changed = write_if_changed(&dir.join("redis.conf"), &conf).await?;
+            let alive = self.inner.runner.alive(&instance).await;
+            if alive && changed {
+                // A new password or limit: restart, the AOF keeps the data.
+                self.inner.runner.stop(&instance).await?;
+                self.inner.runner.start(&instance).await
+            } else if !alive {
+                self.inner.runner.start(&instance).await
+            } else {
+                Ok(())
+            }
+        };
+        if let Err(error) = result.await {
+            if created {
+                let _ = self.inner.runner.stop(&instance).await;
+                let _ = tokio::fs::remove_dir_all(&dir).await;
+            }
+            return Err(error);
+        }
+        tracing::info!(app_id = %spec.app, name = %name, port, "provisioned");
+        Ok(self.env(port, password))
+    }
+
+    /// Stops the app's instance and deletes its data.
+    async fn deprovision(&self, app: AppId) -> Result<(), Error> {
+        let name = app.resource_name();
+        let _guard = self.lock(name.as_str()).await;
+        let dir = self.dir(name.as_str());
+        match read_record(&dir).await? {
+            None => return Ok(()),
+            Some(recorded) if recorded.app_id != app.as_str() => return Err(taken(&name)),
+            Some(recorded) => {
+                let instance = self.instance(name.as_str(), recorded.port);
+                self.inner.runner.stop(&instance).await?;
+            }
+        }
+        tokio::fs::remove_dir_all(&dir).await?;
+        tracing::info!(app_id = %app, name = %name, "deprovisioned");
+        Ok(())
+    }
+
+    /// The apps with an instance here, sorted.
+    async fn list(&self) -> Result<Vec<String>, Error> {
+        let mut ids = Vec::new();
+        for name in self.names().await? {
+            if let Some(recorded) = read_record(&self.dir(&name)).await? {
+                ids.push(recorded.app_id);
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Whether the data directory is usable.
+    async fn ping(&self) -> bool {
+        tokio::fs::metadata(&self.inner.data_dir)
+            .await
+            .is_ok_and(|m| m.is_dir())
+    }
+}
+
+fn taken(name: &ResourceName) -> Error {
+    Error::FailedPrecondition(format!(
+        "the redis instance directory {name} belongs to another app; refusing to share it"
+    ))
+}
+
+async fn read_record(dir: &Path) -> Result<Option<Recorded>, Error> {
+    let text = match tokio::fs::read_to_string(dir.join("instance.json")).await {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error.into()),
+    };
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::Internal(format!("{}: {e}", dir.join("instance.json").display())))?;
+    let app_id = value["app_id"].as_str().map(str::to_owned);
+    let port = value["port"].as_u64().and_then(|p| u16::try_from(p).ok());
+    match (app_id, port) {
+        (Some(app_id), Some(port)) => Ok(Some(Recorded { app_id, port })),
+        _ => Err(Error::Internal(format!(
+            "{} is incomplete",
+            dir.join("instance.json").display()
+        ))),
+    }
+}
+
+async fn write_record(dir: &Path, recorded: &Recorded) -> Result<(), Error> {
+    let json = serde_json::json!({"app_id": recorded.app_id, "port": recorded.port});
+    write_atomically(&dir.join("instance.json"), &json.to_string()).await
+}
+
+/// Writes `contents` to `path` (mode 0600) unless it already holds them; whether it changed.
+async fn write_if_changed(path: &Path, contents: &str) -> Result<bool, Error> {
+    if tokio::fs::read_to_string(path)
+        .await
+        .is_ok_and(|old| old == contents)
+    {
+        return Ok(false);
+    }
+    write_atomically(path, contents).await?;
+    Ok(true)
+}
+
+async fn write_atomically(path: &Path, contents: &str) -> Result<(), Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let temporary = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true).mode(0o600);
+    let path_owned = path.to_owned();
+    let contents = contents.to_owned();
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut file = options.open(&temporary)?;
+        file.write_all(contents.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, &path_owned)
+    })
+    .await??;
+    Ok(())
+}
+
+async fn create_private_dir(dir: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || {
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(dir)
+    })
+    .await??;
+    Ok(())
+}

@@ -1,0 +1,48 @@
+//! Provision requests as the domain sees them, built by a conversion that names every field.
+
+use fleet_shared::{
+    AppId,
+    addon::{InvalidField, parse_app_id},
+    proto::addon::{ProvisionRequest, RedisOptions, provision_request::Options},
+};
+
+use crate::error::Error;
+
+/// A validated Provision call.
+#[derive(Debug, Clone)]
+pub struct ProvisionSpec {
+    pub app: AppId,
+    pub generation: u32,
+    /// The instance takes connections without a password.
+    pub no_password: bool,
+}
+
+impl TryFrom<ProvisionRequest> for ProvisionSpec {
+    type Error = Error;
+
+    fn try_from(request: ProvisionRequest) -> Result<Self, Error> {
+        let ProvisionRequest {
+            app_id,
+            app_domain: _, // Redis has no use for the app's domain.
+            credential_generation,
+            options,
+        } = request;
+        let app = parse_app_id(&app_id)?;
+        let no_password = match options {
+            None => false,
+            Some(Options::Redis(RedisOptions { no_password })) => no_password,
+            Some(other) => {
+                let reason = format!(
+                    "this is the redis service; it takes redis options, not {}",
+                    other.addon_name()
+                );
+                return Err(InvalidField::new("options", reason).into());
+            }
+        };
+        Ok(Self {
+            app,
+            generation: credential_generation,
+            no_password,
+        })
+    }
+}
