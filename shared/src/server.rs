@@ -124,13 +124,13 @@ impl GrpcServer {
             probes,
             ..
         } = self;
-        for service in services {
-            if !probes.is_empty() {
-                continue; // the probe reports these
+        // With a backend probe, the probe reports the services; without, they serve now.
+        if probes.is_empty() {
+            for service in services {
+                health
+                    .set_service_status(*service, ServingStatus::Serving)
+                    .await;
             }
-            health
-                .set_service_status(*service, ServingStatus::Serving)
-                .await;
         }
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)

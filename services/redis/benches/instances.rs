@@ -19,8 +19,14 @@ use fleet_shared::{
 };
 
 fn main() {
-    let apps: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(100);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let apps: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(100);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(bench(apps));
 }
 
@@ -46,7 +52,9 @@ async fn bench(apps: usize) {
     })
     .await
     .unwrap();
-    let mut client = addon_client(service.addr.port(), Some(&secrets.token)).await.unwrap();
+    let mut client = addon_client(service.addr.port(), Some(&secrets.token))
+        .await
+        .unwrap();
 
     let mut provisioning = Samples::default();
     for index in 0..apps {
@@ -56,17 +64,31 @@ async fn bench(apps: usize) {
             credential_generation: 0,
             options: Some(Options::Redis(RedisOptions { no_password: false })),
         };
-        let env = provisioning.time(client.provision(request)).await.unwrap().into_inner().env;
+        let env = provisioning
+            .time(client.provision(request))
+            .await
+            .unwrap()
+            .into_inner()
+            .env;
         let mut conn = redis::Client::open(env["CLOUDRON_REDIS_URL"].as_str())
             .unwrap()
             .get_connection()
             .unwrap();
-        let _: () = redis::cmd("SET").arg("k").arg(index).query(&mut conn).unwrap();
+        let _: () = redis::cmd("SET")
+            .arg("k")
+            .arg(index)
+            .query(&mut conn)
+            .unwrap();
     }
 
     let (mut pss, mut rss, mut counted) = (0_u64, 0_u64, 0_u64);
-    for entry in std::fs::read_dir(data.path()).unwrap().filter_map(Result::ok) {
-        let Ok(pid) = std::fs::read_to_string(entry.path().join("redis.pid")) else { continue };
+    for entry in std::fs::read_dir(data.path())
+        .unwrap()
+        .filter_map(Result::ok)
+    {
+        let Ok(pid) = std::fs::read_to_string(entry.path().join("redis.pid")) else {
+            continue;
+        };
         let rollup = std::fs::read_to_string(format!("/proc/{}/smaps_rollup", pid.trim())).unwrap();
         let field = |name: &str| {
             rollup

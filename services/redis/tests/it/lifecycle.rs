@@ -53,10 +53,7 @@ async fn each_app_gets_its_own_instance_and_password() {
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();
-    assert!(
-        error.contains("AuthenticationFailed"),
-        "{error}"
-    );
+    assert!(error.contains("AuthenticationFailed"), "{error}");
     let anonymous = format!("redis://127.0.0.1:{}", b["CLOUDRON_REDIS_PORT"]);
     let error = cmd::<Vec<String>>(&anonymous, &["KEYS", "*"])
         .unwrap_err()
