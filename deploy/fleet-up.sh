@@ -9,7 +9,8 @@
 # Ports can be moved with FLEET_UP_PG_PORT (55432), FLEET_UP_MARIADB_PORT (53306),
 # FLEET_UP_POSTGRESQL_PORT (50052), FLEET_UP_MYSQL_PORT (50051) and
 # FLEET_UP_COORDINATOR_PORT (50050), FLEET_UP_REDIS_PORT (50054; app instances take ports
-# 46000-46999, data under .fleet/redis). The coordinator keeps its app records in
+# 46000-46999, data under .fleet/redis), FLEET_UP_MONGO_PORT (57017: SecantusDB, data under
+# .fleet/mongodb) and FLEET_UP_MONGODB_PORT (50053). The coordinator keeps its app records in
 # .fleet/coordinator.db (SQLite).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,6 +21,8 @@ mysql_port=${FLEET_UP_MYSQL_PORT:-50051}
 postgresql_port=${FLEET_UP_POSTGRESQL_PORT:-50052}
 coordinator_port=${FLEET_UP_COORDINATOR_PORT:-50050}
 redis_port=${FLEET_UP_REDIS_PORT:-50054}
+mongo_port=${FLEET_UP_MONGO_PORT:-57017}
+mongodb_port=${FLEET_UP_MONGODB_PORT:-50053}
 say() { echo "fleet-up: $*"; }
 
 bash "$root/deploy/install-deps.sh"
@@ -85,6 +88,19 @@ track $! TERM
 wait_port MariaDB "$mariadb_port" "${pids[0]}"
 say "MariaDB on 127.0.0.1:$mariadb_port (log: $maria_dir/server.log)"
 
+# --- SecantusDB (MongoDB-wire backend of the mongodb addon)
+mongo_dir="$state/mongodb"
+if [ ! -d "$mongo_dir/data" ]; then
+    mkdir -p "$mongo_dir"
+    new_secret "$mongo_dir/root-password"
+    "$root/deploy/mongodb/cluster.sh" init "$mongo_dir" "$mongo_dir/root-password"
+    say "initialised SecantusDB in $mongo_dir"
+fi
+"$root/deploy/mongodb/cluster.sh" run "$mongo_dir" "$mongo_port" >"$mongo_dir/server.log" 2>&1 &
+track $! TERM
+wait_port SecantusDB "$mongo_port" "${pids[0]}"
+say "SecantusDB on 127.0.0.1:$mongo_port (log: $mongo_dir/server.log)"
+
 # --- the services
 say "building the services (cargo build --release)"
 cargo build --release --bins --manifest-path "$root/Cargo.toml"
@@ -104,6 +120,13 @@ env "${common[@]}" FLEET_LISTEN="127.0.0.1:$mysql_port" \
 track $! TERM
 wait_port fleet-mysql "$mysql_port" "${pids[0]}"
 
+env "${common[@]}" FLEET_LISTEN="127.0.0.1:$mongodb_port" \
+    FLEET_MONGODB_ADMIN_URL="mongodb://root@127.0.0.1:$mongo_port/?authSource=admin" \
+    FLEET_MONGODB_ADMIN_PASSWORD_FILE="$mongo_dir/root-password" \
+    "$bin/fleet-mongodb" &
+track $! TERM
+wait_port fleet-mongodb "$mongodb_port" "${pids[0]}"
+
 env "${common[@]}" FLEET_LISTEN="127.0.0.1:$redis_port" \
     FLEET_REDIS_DATA_DIR="$state/redis" FLEET_REDIS_STOP_INSTANCES_ON_EXIT=true \
     "$bin/fleet-redis" &
@@ -114,6 +137,7 @@ env "${common[@]}" FLEET_LISTEN="127.0.0.1:$coordinator_port" \
     FLEET_COORDINATOR_MYSQL_URL="http://127.0.0.1:$mysql_port" \
     FLEET_COORDINATOR_POSTGRESQL_URL="http://127.0.0.1:$postgresql_port" \
     FLEET_COORDINATOR_REDIS_URL="http://127.0.0.1:$redis_port" \
+    FLEET_COORDINATOR_MONGODB_URL="http://127.0.0.1:$mongodb_port" \
     FLEET_COORDINATOR_STATE_URL="sqlite://$state/coordinator.db" \
     FLEET_COORDINATOR_API_ORIGIN="${FLEET_UP_API_ORIGIN:-https://my.localhost}" \
     "$bin/fleet-coordinator" &
@@ -125,6 +149,7 @@ cat <<EOT
 fleet-up: the fleet is up. Services (gRPC, reflection on; calls need the bearer token):
   coordinator  127.0.0.1:$coordinator_port
   mysql        127.0.0.1:$mysql_port
+  mongodb      127.0.0.1:$mongodb_port
   postgresql   127.0.0.1:$postgresql_port
   redis        127.0.0.1:$redis_port
 

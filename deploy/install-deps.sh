@@ -67,6 +67,14 @@ PY
     sudo_if_needed ln -sf "$binary" /usr/local/bin/grpcurl
 fi
 
+if ! command -v secantusd-py >/dev/null || ! python3 -c 'import pymongo' 2>/dev/null; then
+    # The MongoDB-wire server the mongodb addon is tested against (no mongod is installable
+    # here), and pymongo, which deploy/mongodb/cluster.sh uses to create its admin.
+    say "installing SecantusDB and pymongo (PyPI)"
+    python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
+        secantusdb==0.7.0b3 pymongo
+fi
+
 if ! command -v buf >/dev/null; then
     say "installing buf (npm @bufbuild/buf)"
     sudo_if_needed npm install -g --silent --no-fund --no-audit @bufbuild/buf@1 >/dev/null

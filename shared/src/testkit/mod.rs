@@ -8,9 +8,11 @@
 pub mod bench;
 pub mod harness;
 mod mariadb;
+mod mongodb;
 mod postgres;
 
 pub use mariadb::MariaDbServer;
+pub use mongodb::MongoServer;
 pub use postgres::PostgresServer;
 
 use std::{
@@ -50,7 +52,7 @@ fn deploy_script(relative: &str) -> String {
 }
 
 /// A server run by a `deploy/` script under a watchdog.
-struct Watched {
+pub struct Watched {
     name: &'static str,
     base: PathBuf,
     port: u16,

@@ -1,0 +1,54 @@
+//! The mongodb service's settings (`FLEET_MONGODB_*`) on top of the common ones.
+
+use std::time::Duration;
+
+use fleet_shared::{
+    Secret,
+    config::{CommonConfig, ConfigError, DatabaseAdmin, EnvReader},
+};
+
+/// The service's well-known port.
+pub const DEFAULT_PORT: u16 = 50053;
+
+/// Everything the service needs to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Settings every service has.
+    pub common: CommonConfig,
+    /// `FLEET_MONGODB_ADMIN_URL` (`mongodb://root:PASSWORD@HOST:PORT/?authSource=admin`), its
+    /// password file, app host and port, pool size and connect timeout.
+    pub admin: DatabaseAdmin,
+}
+
+impl Config {
+    /// Reads and validates the environment, reporting every problem at once.
+    pub fn from_env(env: EnvReader) -> Result<Self, ConfigError> {
+        let mut env = env;
+        let common = CommonConfig::read(&mut env, DEFAULT_PORT);
+        let admin = DatabaseAdmin::read(
+            &mut env,
+            "MONGODB",
+            "mongodb://USER:PASSWORD@HOST:PORT/?authSource=admin (a user with role root)",
+        );
+        if let Some(admin) = &admin
+            && !admin.url.expose().starts_with("mongodb://")
+        {
+            env.problem("FLEET_MONGODB_ADMIN_URL must be a mongodb:// URL".to_owned());
+        }
+        env.finish()?;
+        let (Some(common), Some(admin)) = (common, admin) else {
+            return Err(ConfigError(vec!["incomplete configuration".to_owned()]));
+        };
+        Ok(Self { common, admin })
+    }
+
+    /// How long a call waits for the server before UNAVAILABLE.
+    pub fn timeout(&self) -> Duration {
+        self.admin.connect_timeout
+    }
+
+    /// The admin URL (a secret).
+    pub fn admin_url(&self) -> &Secret<String> {
+        &self.admin.url
+    }
+}

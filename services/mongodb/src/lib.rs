@@ -1,0 +1,39 @@
+//! The mongodb addon service: per app a SCRAM-SHA-256 user with `readWrite` on its own database
+//! (and read access to the oplog when asked), on a shared MongoDB server.
+//!
+//! Layout: [`config`] reads the environment, [`request`] validates requests, [`provisioner`]
+//! does the work in MongoDB (the gRPC layer is `fleet_shared::addon`), [`error`] maps every
+//! failure to one gRPC status.
+
+pub mod config;
+pub mod error;
+pub mod provisioner;
+pub mod request;
+
+use std::future::Future;
+
+use fleet_shared::{
+    addon::serve_addon,
+    server::{GrpcServer, ServeError},
+};
+
+use crate::{config::Config, provisioner::Provisioner};
+
+/// Why the service could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Client(#[from] error::Error),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}
+
+/// Serves the mongodb addon on `server` until `shutdown` resolves, then drains.
+pub async fn serve(
+    config: Config,
+    server: GrpcServer,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let provisioner = Provisioner::new(&config).await?;
+    Ok(serve_addon(provisioner, server, shutdown).await?)
+}

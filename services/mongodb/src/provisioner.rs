@@ -1,0 +1,228 @@
+//! What provisioning means for MongoDB: per app a SCRAM-SHA-256 user in the app's own database
+//! with `readWrite` on it (and `read` on `local`, the oplog, when asked). The database itself
+//! appears with the app's first write. `fleet_meta.apps` records which app owns each name, so a
+//! collision is refused and [`AddonBackend::list`] works.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use fleet_shared::{
+    AppId,
+    addon::AddonBackend,
+    app_id::ResourceName,
+    credentials::MasterKey,
+    env_bundle::{EnvBundle, EnvPrefix, url_host},
+};
+use mongodb::{
+    Client,
+    bson::{Document, doc},
+    options::{ClientOptions, ServerAddress},
+};
+use tokio::sync::OwnedMutexGuard;
+
+use crate::{
+    config::Config,
+    error::{Error, code},
+    request::ProvisionSpec,
+};
+
+/// The addon's name, as in manifests and in password derivation.
+pub const ADDON: &str = "mongodb";
+
+/// Database holding the service's own records; no app name can equal it.
+const META_DATABASE: &str = "fleet_meta";
+
+/// Creates and removes apps' users and databases on one MongoDB server.
+pub struct Provisioner {
+    client: Client,
+    master_key: MasterKey,
+    env_prefix: EnvPrefix,
+    app_host: String,
+    app_port: u16,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Provisioner {
+    /// A provisioner for `config`'s server; connects lazily.
+    pub async fn new(config: &Config) -> Result<Self, Error> {
+        let mut options = ClientOptions::parse(config.admin_url().expose())
+            .await
+            .map_err(|_| {
+                Error::Unavailable("FLEET_MONGODB_ADMIN_URL cannot be parsed".to_owned())
+            })?;
+        options.server_selection_timeout = Some(config.timeout());
+        options.connect_timeout = Some(config.timeout());
+        options.max_pool_size = Some(config.admin.pool_size);
+        options.app_name = Some("fleet-mongodb".to_owned());
+        if let (Some(password), Some(credential)) =
+            (&config.admin.password, options.credential.as_mut())
+        {
+            credential.password = Some(password.expose().clone());
+        }
+        let (host, port) = match options.hosts.first() {
+            Some(ServerAddress::Tcp { host, port }) => (host.clone(), port.unwrap_or(27017)),
+            _ => ("127.0.0.1".to_owned(), 27017),
+        };
+        Ok(Self {
+            client: Client::with_options(options)?,
+            master_key: config.common.master_key.clone(),
+            env_prefix: config.common.env_prefix.clone(),
+            app_host: config.admin.app_host.clone().unwrap_or(host),
+            app_port: config.admin.app_port.unwrap_or(port),
+            locks: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn apps(&self) -> mongodb::Collection<Document> {
+        self.client.database(META_DATABASE).collection("apps")
+    }
+
+    async fn owner(&self, name: &ResourceName) -> Result<Option<String>, Error> {
+        let record = self.apps().find_one(doc! {"_id": name.as_str()}).await?;
+        Ok(record.and_then(|r| r.get_str("app_id").ok().map(str::to_owned)))
+    }
+
+    async fn user_exists(&self, name: &ResourceName) -> Result<bool, Error> {
+        let reply = self
+            .client
+            .database(name.as_str())
+            .run_command(doc! {"usersInfo": name.as_str()})
+            .await?;
+        Ok(reply
+            .get_array("users")
+            .is_ok_and(|users| !users.is_empty()))
+    }
+
+    fn env(&self, name: &ResourceName, password: &str, oplog: bool) -> EnvBundle {
+        let var = |suffix: &str| self.env_prefix.var(suffix);
+        let address = format!("{}:{}", url_host(&self.app_host), self.app_port);
+        let mut env = EnvBundle::from([
+            (
+                var("MONGODB_URL"),
+                format!("mongodb://{name}:{password}@{address}/{name}"),
+            ),
+            (var("MONGODB_HOST"), self.app_host.clone()),
+            (var("MONGODB_PORT"), self.app_port.to_string()),
+            (var("MONGODB_DATABASE"), name.to_string()),
+            (var("MONGODB_USERNAME"), name.to_string()),
+            (var("MONGODB_PASSWORD"), password.to_owned()),
+        ]);
+        if oplog {
+            env.insert(
+                var("MONGODB_OPLOG_URL"),
+                format!("mongodb://{name}:{password}@{address}/local?authSource={name}"),
+            );
+        }
+        env
+    }
+
+    async fn lock(&self, name: &str) -> OwnedMutexGuard<()> {
+        let lock = match self.locks.lock() {
+            Ok(mut locks) => Arc::clone(locks.entry(name.to_owned()).or_default()),
+            Err(poisoned) => Arc::clone(poisoned.into_inner().entry(name.to_owned()).or_default()),
+        };
+        lock.lock_owned().await
+    }
+}
+
+impl AddonBackend for Provisioner {
+    const ADDON: &'static str = ADDON;
+    type Spec = ProvisionSpec;
+    type Error = Error;
+
+    /// Creates the app's user (or resets its password and roles) and records the app.
+    async fn provision(&self, spec: ProvisionSpec) -> Result<EnvBundle, Error> {
+        let name = spec.app.resource_name();
+        let _guard = self.lock(name.as_str()).await;
+        let password = self
+            .master_key
+            .derive_password(ADDON, &spec.app, spec.generation);
+        let owner = self.owner(&name).await?;
+        let user_exists = self.user_exists(&name).await?;
+        match owner.as_deref() {
+            Some(owner) if owner != spec.app.as_str() => return Err(taken(&name)),
+            None if user_exists => return Err(taken(&name)),
+            _ => {}
+        }
+        if owner.is_none() {
+            self.apps()
+                .insert_one(doc! {"_id": name.as_str(), "app_id": spec.app.as_str()})
+                .await?;
+        }
+        let mut roles = vec![doc! {"role": "readWrite", "db": name.as_str()}];
+        if spec.oplog {
+            roles.push(doc! {"role": "read", "db": "local"});
+        }
+        let database = self.client.database(name.as_str());
+        let command = if user_exists {
+            doc! {"updateUser": name.as_str(), "pwd": password.expose(), "roles": roles,
+            "mechanisms": ["SCRAM-SHA-256"]}
+        } else {
+            doc! {"createUser": name.as_str(), "pwd": password.expose(), "roles": roles,
+            "mechanisms": ["SCRAM-SHA-256"]}
+        };
+        if let Err(error) = database.run_command(command).await {
+            if owner.is_none() {
+                let _ = self.apps().delete_one(doc! {"_id": name.as_str()}).await;
+            }
+            return Err(error.into());
+        }
+        tracing::info!(app_id = %spec.app, name = %name, oplog = spec.oplog, "provisioned");
+        Ok(self.env(&name, password.expose(), spec.oplog))
+    }
+
+    /// Drops the app's user and database. Succeeds when they are gone.
+    async fn deprovision(&self, app: AppId) -> Result<(), Error> {
+        let name = app.resource_name();
+        let _guard = self.lock(name.as_str()).await;
+        match self.owner(&name).await?.as_deref() {
+            Some(owner) if owner != app.as_str() => return Err(taken(&name)),
+            None if self.user_exists(&name).await? => return Err(taken(&name)),
+            None => return Ok(()),
+            Some(_) => {}
+        }
+        let database = self.client.database(name.as_str());
+        if let Err(error) = database.run_command(doc! {"dropUser": name.as_str()}).await {
+            let gone = matches!(error.kind.as_ref(),
+                mongodb::error::ErrorKind::Command(c) if c.code == code::USER_NOT_FOUND);
+            if !gone {
+                return Err(error.into());
+            }
+        }
+        database.drop().await?;
+        self.apps().delete_one(doc! {"_id": name.as_str()}).await?;
+        tracing::info!(app_id = %app, name = %name, "deprovisioned");
+        Ok(())
+    }
+
+    /// The apps recorded here, sorted.
+    async fn list(&self) -> Result<Vec<String>, Error> {
+        let mut cursor = self.apps().find(doc! {}).await?;
+        let mut ids = Vec::new();
+        while cursor.advance().await? {
+            if let Ok(id) = cursor.deserialize_current()?.get_str("app_id") {
+                ids.push(id.to_owned());
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Whether the server answers a ping.
+    async fn ping(&self) -> bool {
+        self.client
+            .database("admin")
+            .run_command(doc! {"ping": 1})
+            .await
+            .is_ok()
+    }
+}
+
+fn taken(name: &ResourceName) -> Error {
+    Error::FailedPrecondition(format!(
+        "a MongoDB user named {name} already exists and does not belong to this app; refusing \
+         to share it (an operator must rename or remove it)"
+    ))
+}

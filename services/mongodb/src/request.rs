@@ -1,0 +1,48 @@
+//! Provision requests as the domain sees them, built by a conversion that names every field.
+
+use fleet_shared::{
+    AppId,
+    addon::{InvalidField, parse_app_id},
+    proto::addon::{MongodbOptions, ProvisionRequest, provision_request::Options},
+};
+
+use crate::error::Error;
+
+/// A validated Provision call.
+#[derive(Debug, Clone)]
+pub struct ProvisionSpec {
+    pub app: AppId,
+    pub generation: u32,
+    /// Also grant read access to the oplog (`local`) and return `CLOUDRON_MONGODB_OPLOG_URL`.
+    pub oplog: bool,
+}
+
+impl TryFrom<ProvisionRequest> for ProvisionSpec {
+    type Error = Error;
+
+    fn try_from(request: ProvisionRequest) -> Result<Self, Error> {
+        let ProvisionRequest {
+            app_id,
+            app_domain: _, // MongoDB has no use for the app's domain.
+            credential_generation,
+            options,
+        } = request;
+        let app = parse_app_id(&app_id)?;
+        let oplog = match options {
+            None => false,
+            Some(Options::Mongodb(MongodbOptions { oplog })) => oplog,
+            Some(other) => {
+                let reason = format!(
+                    "this is the mongodb service; it takes mongodb options, not {}",
+                    other.addon_name()
+                );
+                return Err(InvalidField::new("options", reason).into());
+            }
+        };
+        Ok(Self {
+            app,
+            generation: credential_generation,
+            oplog,
+        })
+    }
+}

@@ -1,0 +1,136 @@
+//! The harness: a MongoDB-wire server, the service in-process, the driver as the app.
+
+use std::{collections::HashMap, time::Duration};
+
+use fleet_mongodb::config::Config;
+pub use fleet_shared::testkit::harness::{
+    AddonTestClient as Client, expect_status, unique_app_id as app_id,
+};
+use fleet_shared::{
+    config::EnvReader,
+    proto::addon::{
+        DeprovisionRequest, ListRequest, MongodbOptions, ProvisionRequest,
+        provision_request::Options,
+    },
+    server::GrpcServer,
+    testkit::{
+        MongoServer,
+        harness::{InProcess, TestSecrets, addon_client},
+    },
+};
+use mongodb::{
+    Client as Driver,
+    bson::{Document, doc},
+    options::ClientOptions,
+};
+use tonic::Status;
+
+pub fn mongo() -> &'static MongoServer {
+    MongoServer::shared().expect("a MongoDB-wire server")
+}
+
+pub struct Service {
+    server: InProcess,
+    pub secrets: TestSecrets,
+}
+
+impl Service {
+    pub async fn start() -> Self {
+        Self::start_with(&mongo().admin_url()).await
+    }
+
+    pub async fn start_with(admin_url: &str) -> Self {
+        let secrets = TestSecrets::new().unwrap();
+        let mut env = secrets.common_env();
+        env.push(("FLEET_MONGODB_ADMIN_URL".to_owned(), admin_url.to_owned()));
+        env.push((
+            "FLEET_MONGODB_CONNECT_TIMEOUT_SECS".to_owned(),
+            "3".to_owned(),
+        ));
+        let config = Config::from_env(EnvReader::from_vars("MONGODB", env)).unwrap();
+        let server = InProcess::start(|listener, stopped| async move {
+            let server = GrpcServer::from_listener(listener, &config.common);
+            fleet_mongodb::serve(config, server, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        })
+        .await
+        .unwrap();
+        Self { server, secrets }
+    }
+
+    pub async fn client(&self) -> Client {
+        addon_client(self.server.addr.port(), Some(&self.secrets.token))
+            .await
+            .unwrap()
+    }
+
+    pub async fn stop(self) {
+        self.server.stop().await;
+    }
+}
+
+pub fn request(app_id: &str, oplog: bool) -> ProvisionRequest {
+    ProvisionRequest {
+        app_id: app_id.to_owned(),
+        app_domain: String::new(),
+        credential_generation: 0,
+        options: Some(Options::Mongodb(MongodbOptions { oplog })),
+    }
+}
+
+pub async fn provision(
+    client: &mut Client,
+    request: ProvisionRequest,
+) -> Result<HashMap<String, String>, Status> {
+    client.provision(request).await.map(|r| r.into_inner().env)
+}
+
+pub async fn deprovision(client: &mut Client, app_id: &str) -> Result<(), Status> {
+    client
+        .deprovision(DeprovisionRequest {
+            app_id: app_id.to_owned(),
+            addon: "mongodb".to_owned(),
+        })
+        .await
+        .map(|_| ())
+}
+
+pub async fn list(client: &mut Client) -> Vec<String> {
+    client
+        .list(ListRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .app_ids
+}
+
+/// The driver, connected the way an app connects with `url`.
+pub async fn driver(url: &str) -> Driver {
+    let mut options = ClientOptions::parse(url).await.unwrap();
+    options.server_selection_timeout = Some(Duration::from_secs(5));
+    Driver::with_options(options).unwrap()
+}
+
+/// Inserts a document into `database.collection` through `url`.
+pub async fn insert(url: &str, database: &str, document: Document) -> mongodb::error::Result<()> {
+    driver(url)
+        .await
+        .database(database)
+        .collection::<Document>("t")
+        .insert_one(document)
+        .await
+        .map(|_| ())
+}
+
+/// Counts the documents of `database.t` through `url`.
+pub async fn count(url: &str, database: &str) -> mongodb::error::Result<u64> {
+    driver(url)
+        .await
+        .database(database)
+        .collection::<Document>("t")
+        .count_documents(doc! {})
+        .await
+}
