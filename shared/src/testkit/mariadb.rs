@@ -27,7 +27,7 @@ impl MariaDbServer {
         let script = deploy_script("mysql/cluster.sh");
         // Durability is not what tests measure.
         let extra = ["--innodb-flush-log-at-trx-commit=0", "--sync-binlog=0"];
-        Watched::start("mariadb", &script, &extra, accepts_tcp).map(Self)
+        Watched::start("mariadb", &script, &extra, "TERM", accepts_tcp).map(Self)
     }
 
     /// The TCP port.

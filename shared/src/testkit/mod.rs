@@ -69,6 +69,7 @@ impl Watched {
         name: &'static str,
         script: &str,
         extra: &[&str],
+        stop_signal: &str,
         ready: impl Fn(u16) -> bool,
     ) -> Result<Self, TestkitError> {
         let base = tempfile::Builder::new()
@@ -88,7 +89,7 @@ impl Watched {
         let mut last_error = String::new();
         for _attempt in 0..3 {
             let port = free_port()?;
-            let (watchdog, stdin) = spawn_watched(script, &base, port, extra)?;
+            let (watchdog, stdin) = spawn_watched(script, &base, port, extra, stop_signal)?;
             let mut server = Self {
                 name,
                 base: base.clone(),
@@ -151,20 +152,27 @@ impl Drop for Watched {
     }
 }
 
-/// Runs `script run base port extra...` under a watchdog shell that stops the server (SIGINT,
-/// then SIGTERM for servers that ignore it) when our end of its stdin closes, i.e. when this
-/// process exits however it exits, then removes `base`.
+/// Runs `script run base port extra...` under a watchdog shell that stops the server when our
+/// end of its stdin closes, i.e. when this process exits however it exits: `stop_signal` (the
+/// one the server shuts down fastest on), SIGKILL if it is still there 20 s later; then
+/// removes `base`.
 fn spawn_watched(
     script: &str,
     base: &std::path::Path,
     port: u16,
     extra: &[&str],
+    stop_signal: &str,
 ) -> Result<(Child, ChildStdin), TestkitError> {
     let watchdog_script = r#"
         "$@" >"$BASE/server.log" 2>&1 &
         pid=$!
         exec 3<&0
-        ( read _ignored <&3; kill -INT "$pid" 2>/dev/null; kill -TERM "$pid" 2>/dev/null ) &
+        (
+            read _ignored <&3
+            kill -"$STOP_SIGNAL" "$pid" 2>/dev/null
+            for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || exit 0; sleep 0.1; done
+            kill -KILL "$pid" 2>/dev/null
+        ) &
         wait "$pid"
         status=$?
         rm -rf "$BASE"
@@ -174,6 +182,7 @@ fn spawn_watched(
     watchdog
         .current_dir(base)
         .env("BASE", base)
+        .env("STOP_SIGNAL", stop_signal)
         .arg("-c")
         .arg(watchdog_script)
         .arg("sh")

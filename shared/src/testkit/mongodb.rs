@@ -33,7 +33,7 @@ impl MongoServer {
     /// Starts a new SecantusDB.
     pub fn start() -> Result<Self, TestkitError> {
         let script = deploy_script("mongodb/cluster.sh");
-        Watched::start("mongodb", &script, &[], accepts_tcp).map(Self::Local)
+        Watched::start("mongodb", &script, &[], "TERM", accepts_tcp).map(Self::Local)
     }
 
     /// Whether this is SecantusDB (some MongoDB features are missing there).

@@ -34,7 +34,8 @@ impl PostgresServer {
             // Every test runs its own services, each with its own pool of admin connections.
             "max_connections=1000",
         ];
-        Watched::start("postgresql", &script, &extra, |port| {
+        // SIGINT is PostgreSQL's fast shutdown.
+        Watched::start("postgresql", &script, &extra, "INT", |port| {
             Command::new("pg_isready")
                 .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
                 .status()
