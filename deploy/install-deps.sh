@@ -79,4 +79,6 @@ if ! command -v buf >/dev/null; then
     say "installing buf (npm @bufbuild/buf)"
     sudo_if_needed npm install -g --silent --no-fund --no-audit @bufbuild/buf@1 >/dev/null
 fi
+# pyenv-managed Pythons expose new console scripts (grpcurl, secantusd-py) after a rehash.
+if command -v pyenv >/dev/null; then pyenv rehash; fi
 say "ok"
