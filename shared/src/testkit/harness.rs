@@ -15,7 +15,10 @@ use std::{
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::{Code, Status, service::interceptor::InterceptedService, transport::Channel};
 
-use crate::{auth::SendBearer, proto::addon::addon_client::AddonClient};
+use crate::{
+    auth::SendBearer,
+    proto::addon::{DeprovisionRequest, ListRequest, ProvisionRequest, addon_client::AddonClient},
+};
 
 /// A master key file and an API token file in a temp dir.
 pub struct TestSecrets {
@@ -72,6 +75,32 @@ pub async fn addon_client(
         channel,
         SendBearer::new(token)?,
     ))
+}
+
+/// Provisions through `client`; the app's variables.
+pub async fn provision(
+    client: &mut AddonTestClient,
+    request: ProvisionRequest,
+) -> Result<std::collections::HashMap<String, String>, Status> {
+    client.provision(request).await.map(|r| r.into_inner().env)
+}
+
+/// Deprovisions `addon` of `app_id` through `client`.
+pub async fn deprovision(
+    client: &mut AddonTestClient,
+    app_id: &str,
+    addon: &str,
+) -> Result<(), Status> {
+    let request = DeprovisionRequest {
+        app_id: app_id.to_owned(),
+        addon: addon.to_owned(),
+    };
+    client.deprovision(request).await.map(|_| ())
+}
+
+/// The app ids `client`'s service lists.
+pub async fn list(client: &mut AddonTestClient) -> Result<Vec<String>, Status> {
+    Ok(client.list(ListRequest {}).await?.into_inner().app_ids)
 }
 
 /// A service served in-process until [`InProcess::stop`].

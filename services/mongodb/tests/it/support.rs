@@ -1,6 +1,6 @@
 //! The harness: a MongoDB-wire server, the service in-process, the driver as the app.
 
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 
 use fleet_mongodb::config::Config;
 pub use fleet_shared::testkit::harness::{
@@ -8,10 +8,7 @@ pub use fleet_shared::testkit::harness::{
 };
 use fleet_shared::{
     config::EnvReader,
-    proto::addon::{
-        DeprovisionRequest, ListRequest, MongodbOptions, ProvisionRequest,
-        provision_request::Options,
-    },
+    proto::addon::{MongodbOptions, ProvisionRequest, provision_request::Options},
     server::GrpcServer,
     testkit::{
         MongoServer,
@@ -81,30 +78,14 @@ pub fn request(app_id: &str, oplog: bool) -> ProvisionRequest {
     }
 }
 
-pub async fn provision(
-    client: &mut Client,
-    request: ProvisionRequest,
-) -> Result<HashMap<String, String>, Status> {
-    client.provision(request).await.map(|r| r.into_inner().env)
-}
+pub use fleet_shared::testkit::harness::provision;
 
 pub async fn deprovision(client: &mut Client, app_id: &str) -> Result<(), Status> {
-    client
-        .deprovision(DeprovisionRequest {
-            app_id: app_id.to_owned(),
-            addon: "mongodb".to_owned(),
-        })
-        .await
-        .map(|_| ())
+    fleet_shared::testkit::harness::deprovision(client, app_id, "mongodb").await
 }
 
 pub async fn list(client: &mut Client) -> Vec<String> {
-    client
-        .list(ListRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .app_ids
+    fleet_shared::testkit::harness::list(client).await.unwrap()
 }
 
 /// The driver, connected the way an app connects with `url`.

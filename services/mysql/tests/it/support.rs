@@ -8,9 +8,7 @@ pub use fleet_shared::testkit::harness::{
 };
 use fleet_shared::{
     config::EnvReader,
-    proto::addon::{
-        DeprovisionRequest, ListRequest, MysqlOptions, ProvisionRequest, provision_request::Options,
-    },
+    proto::addon::{MysqlOptions, ProvisionRequest, provision_request::Options},
     server::GrpcServer,
     testkit::{
         MariaDbServer,
@@ -101,30 +99,14 @@ pub fn request(app_id: &str, multiple_databases: bool) -> ProvisionRequest {
     }
 }
 
-pub async fn provision(
-    client: &mut Client,
-    request: ProvisionRequest,
-) -> Result<HashMap<String, String>, Status> {
-    client.provision(request).await.map(|r| r.into_inner().env)
-}
+pub use fleet_shared::testkit::harness::provision;
 
 pub async fn deprovision(client: &mut Client, app_id: &str) -> Result<(), Status> {
-    client
-        .deprovision(DeprovisionRequest {
-            app_id: app_id.to_owned(),
-            addon: "mysql".to_owned(),
-        })
-        .await
-        .map(|_| ())
+    fleet_shared::testkit::harness::deprovision(client, app_id, "mysql").await
 }
 
 pub async fn list(client: &mut Client) -> Vec<String> {
-    client
-        .list(ListRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .app_ids
+    fleet_shared::testkit::harness::list(client).await.unwrap()
 }
 
 /// Connects the way an app does.

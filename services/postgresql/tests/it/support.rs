@@ -1,17 +1,12 @@
 //! The harness: a real PostgreSQL, the service served in-process on port 0, and clients.
 
-use std::collections::HashMap;
-
 use fleet_postgresql::config::Config;
 pub use fleet_shared::testkit::harness::{
     AddonTestClient as Client, eventually, expect_status, unique_app_id as app_id,
 };
 use fleet_shared::{
     config::EnvReader,
-    proto::addon::{
-        DeprovisionRequest, ListRequest, PostgresqlOptions, ProvisionRequest,
-        provision_request::Options,
-    },
+    proto::addon::{PostgresqlOptions, ProvisionRequest, provision_request::Options},
     server::GrpcServer,
     testkit::{
         PostgresServer,
@@ -121,30 +116,14 @@ pub fn with_locale(locale: &str) -> Option<PostgresqlOptions> {
     })
 }
 
-pub async fn provision(
-    client: &mut Client,
-    request: ProvisionRequest,
-) -> Result<HashMap<String, String>, Status> {
-    client.provision(request).await.map(|r| r.into_inner().env)
-}
+pub use fleet_shared::testkit::harness::provision;
 
 pub async fn deprovision(client: &mut Client, app_id: &str) -> Result<(), Status> {
-    client
-        .deprovision(DeprovisionRequest {
-            app_id: app_id.to_owned(),
-            addon: "postgresql".to_owned(),
-        })
-        .await
-        .map(|_| ())
+    fleet_shared::testkit::harness::deprovision(client, app_id, "postgresql").await
 }
 
 pub async fn list(client: &mut Client) -> Vec<String> {
-    client
-        .list(ListRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .app_ids
+    fleet_shared::testkit::harness::list(client).await.unwrap()
 }
 
 /// Connects the way an app does, with its URL.

@@ -12,9 +12,7 @@ pub use fleet_shared::testkit::harness::{
 };
 use fleet_shared::{
     config::EnvReader,
-    proto::addon::{
-        DeprovisionRequest, ListRequest, ProvisionRequest, RedisOptions, provision_request::Options,
-    },
+    proto::addon::{ProvisionRequest, RedisOptions, provision_request::Options},
     server::GrpcServer,
     testkit::harness::{InProcess, TestSecrets, addon_client},
 };
@@ -86,30 +84,14 @@ pub fn request(app_id: &str, no_password: bool) -> ProvisionRequest {
     }
 }
 
-pub async fn provision(
-    client: &mut Client,
-    request: ProvisionRequest,
-) -> Result<HashMap<String, String>, Status> {
-    client.provision(request).await.map(|r| r.into_inner().env)
-}
+pub use fleet_shared::testkit::harness::provision;
 
 pub async fn deprovision(client: &mut Client, app_id: &str) -> Result<(), Status> {
-    client
-        .deprovision(DeprovisionRequest {
-            app_id: app_id.to_owned(),
-            addon: "redis".to_owned(),
-        })
-        .await
-        .map(|_| ())
+    fleet_shared::testkit::harness::deprovision(client, app_id, "redis").await
 }
 
 pub async fn list(client: &mut Client) -> Vec<String> {
-    client
-        .list(ListRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .app_ids
+    fleet_shared::testkit::harness::list(client).await.unwrap()
 }
 
 /// A connection the way an app makes it, from its URL.
