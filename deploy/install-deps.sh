@@ -12,6 +12,8 @@ packages=(
     mariadb-server mariadb-client
     # redis-server, one per app behind the redis addon.
     redis-server
+    # OpenLDAP behind the ldap addon (configured by deploy/ldap/cluster.sh, not by debconf).
+    slapd ldap-utils
     locales util-linux
 )
 locales=(en_US.UTF-8 de_DE.UTF-8 fr_FR.UTF-8)
@@ -32,6 +34,7 @@ if [ ${#missing[@]} -gt 0 ]; then
         sudo_if_needed chmod +x /usr/sbin/policy-rc.d
         remove_policy=1
     fi
+    echo "slapd slapd/no_configuration boolean true" | sudo_if_needed debconf-set-selections
     sudo_if_needed apt-get update -qq
     sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 \
         install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -7,10 +7,12 @@
 
 pub mod bench;
 pub mod harness;
+mod ldap;
 mod mariadb;
 mod mongodb;
 mod postgres;
 
+pub use ldap::LdapServer;
 pub use mariadb::MariaDbServer;
 pub use mongodb::MongoServer;
 pub use postgres::PostgresServer;

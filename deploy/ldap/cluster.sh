@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# A private OpenLDAP slapd for the ldap addon (users, groups and app bind accounts under
+# dc=cloudron), configured in one place for `make up` and for the Rust test kit:
+#   cluster.sh init DIR PASSWORD_FILE   slapd.conf with rootdn cn=admin,dc=cloudron and that
+#                                       password, and the base entries (offline, slapadd)
+#   cluster.sh run DIR PORT             exec slapd in the foreground on ldap://127.0.0.1:PORT/
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+case "${1:-}" in
+init)
+    dir=$2 password_file=$3
+    mkdir -p "$dir/data"
+    cp "$here/cloudron.schema" "$dir/cloudron.schema"
+    root_hash=$(slappasswd -T "$password_file")
+    sed -e "s|@DIR@|$dir|g" -e "s|@ROOTPW@|$root_hash|" "$here/slapd.conf.in" >"$dir/slapd.conf"
+    chmod 600 "$dir/slapd.conf"
+    slapadd -f "$dir/slapd.conf" -l "$here/base.ldif" >"$dir/init.log" 2>&1 \
+        || { cat "$dir/init.log" >&2; exit 1; }
+    ;;
+run)
+    dir=$2 port=$3
+    shift 3
+    cd "$dir"
+    # -d makes slapd stay in the foreground; level 0 logs nothing but startup errors.
+    exec slapd -d 0 -f "$dir/slapd.conf" -h "ldap://127.0.0.1:$port/" "$@"
+    ;;
+*)
+    echo "usage: $0 init DIR PASSWORD_FILE | run DIR PORT" >&2
+    exit 2
+    ;;
+esac
