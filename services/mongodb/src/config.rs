@@ -1,11 +1,6 @@
 //! The mongodb service's settings (`FLEET_MONGODB_*`) on top of the common ones.
 
-use std::time::Duration;
-
-use fleet_shared::{
-    Secret,
-    config::{CommonConfig, ConfigError, DatabaseAdmin, EnvReader},
-};
+use fleet_shared::config::{CommonConfig, ConfigError, DatabaseAdmin, EnvReader};
 
 /// The service's well-known port.
 pub const DEFAULT_PORT: u16 = 50053;
@@ -40,15 +35,5 @@ impl Config {
             return Err(ConfigError(vec!["incomplete configuration".to_owned()]));
         };
         Ok(Self { common, admin })
-    }
-
-    /// How long a call waits for the server before UNAVAILABLE.
-    pub fn timeout(&self) -> Duration {
-        self.admin.connect_timeout
-    }
-
-    /// The admin URL (a secret).
-    pub fn admin_url(&self) -> &Secret<String> {
-        &self.admin.url
     }
 }

@@ -47,13 +47,13 @@ pub struct Provisioner {
 impl Provisioner {
     /// A provisioner for `config`'s server; connects lazily.
     pub async fn new(config: &Config) -> Result<Self, Error> {
-        let mut options = ClientOptions::parse(config.admin_url().expose())
+        let mut options = ClientOptions::parse(config.admin.url.expose())
             .await
             .map_err(|_| {
                 Error::Unavailable("FLEET_MONGODB_ADMIN_URL cannot be parsed".to_owned())
             })?;
-        options.server_selection_timeout = Some(config.timeout());
-        options.connect_timeout = Some(config.timeout());
+        options.server_selection_timeout = Some(config.admin.connect_timeout);
+        options.connect_timeout = Some(config.admin.connect_timeout);
         options.max_pool_size = Some(config.admin.pool_size);
         options.app_name = Some("fleet-mongodb".to_owned());
         if let (Some(password), Some(credential)) =
