@@ -10,8 +10,9 @@
 # FLEET_UP_POSTGRESQL_PORT (50052), FLEET_UP_MYSQL_PORT (50051) and
 # FLEET_UP_COORDINATOR_PORT (50050), FLEET_UP_REDIS_PORT (50054; app instances take ports
 # 46000-46999, data under .fleet/redis), FLEET_UP_MONGO_PORT (57017: SecantusDB, data under
-# .fleet/mongodb) and FLEET_UP_MONGODB_PORT (50053). The coordinator keeps its app records in
-# .fleet/coordinator.db (SQLite).
+# .fleet/mongodb), FLEET_UP_MONGODB_PORT (50053), FLEET_UP_SLAPD_PORT (53890: OpenLDAP slapd,
+# data under .fleet/ldap) and FLEET_UP_LDAP_PORT (50055). The coordinator keeps its app records
+# in .fleet/coordinator.db (SQLite).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 state="$root/.fleet"
@@ -23,6 +24,8 @@ coordinator_port=${FLEET_UP_COORDINATOR_PORT:-50050}
 redis_port=${FLEET_UP_REDIS_PORT:-50054}
 mongo_port=${FLEET_UP_MONGO_PORT:-57017}
 mongodb_port=${FLEET_UP_MONGODB_PORT:-50053}
+slapd_port=${FLEET_UP_SLAPD_PORT:-53890}
+ldap_port=${FLEET_UP_LDAP_PORT:-50055}
 say() { echo "fleet-up: $*"; }
 
 bash "$root/deploy/install-deps.sh"
@@ -101,6 +104,19 @@ track $! TERM
 wait_port SecantusDB "$mongo_port" "${pids[0]}"
 say "SecantusDB on 127.0.0.1:$mongo_port (log: $mongo_dir/server.log)"
 
+# --- OpenLDAP slapd (backend of the ldap addon and the user directory)
+ldap_dir="$state/ldap"
+if [ ! -d "$ldap_dir/data" ]; then
+    mkdir -p "$ldap_dir"
+    new_secret "$ldap_dir/admin-password"
+    "$root/deploy/ldap/cluster.sh" init "$ldap_dir" "$ldap_dir/admin-password"
+    say "initialised slapd in $ldap_dir"
+fi
+"$root/deploy/ldap/cluster.sh" run "$ldap_dir" "$slapd_port" >"$ldap_dir/server.log" 2>&1 &
+track $! TERM
+wait_port slapd "$slapd_port" "${pids[0]}"
+say "slapd on 127.0.0.1:$slapd_port (log: $ldap_dir/server.log)"
+
 # --- the services
 say "building the services (cargo build --release)"
 cargo build --release --bins --manifest-path "$root/Cargo.toml"
@@ -133,11 +149,19 @@ env "${common[@]}" FLEET_LISTEN="127.0.0.1:$redis_port" \
 track $! TERM
 wait_port fleet-redis "$redis_port" "${pids[0]}"
 
+env "${common[@]}" FLEET_LISTEN="127.0.0.1:$ldap_port" \
+    FLEET_LDAP_ADMIN_URL="ldap://127.0.0.1:$slapd_port" \
+    FLEET_LDAP_ADMIN_PASSWORD_FILE="$ldap_dir/admin-password" \
+    "$bin/fleet-ldap" &
+track $! TERM
+wait_port fleet-ldap "$ldap_port" "${pids[0]}"
+
 env "${common[@]}" FLEET_LISTEN="127.0.0.1:$coordinator_port" \
     FLEET_COORDINATOR_MYSQL_URL="http://127.0.0.1:$mysql_port" \
     FLEET_COORDINATOR_POSTGRESQL_URL="http://127.0.0.1:$postgresql_port" \
     FLEET_COORDINATOR_REDIS_URL="http://127.0.0.1:$redis_port" \
     FLEET_COORDINATOR_MONGODB_URL="http://127.0.0.1:$mongodb_port" \
+    FLEET_COORDINATOR_LDAP_URL="http://127.0.0.1:$ldap_port" \
     FLEET_COORDINATOR_STATE_URL="sqlite://$state/coordinator.db" \
     FLEET_COORDINATOR_API_ORIGIN="${FLEET_UP_API_ORIGIN:-https://my.localhost}" \
     "$bin/fleet-coordinator" &
@@ -148,6 +172,7 @@ cat <<EOT
 
 fleet-up: the fleet is up. Services (gRPC, reflection on; calls need the bearer token):
   coordinator  127.0.0.1:$coordinator_port
+  ldap         127.0.0.1:$ldap_port (also fleet.directory.v1.Directory; slapd: ldap://127.0.0.1:$slapd_port)
   mysql        127.0.0.1:$mysql_port
   mongodb      127.0.0.1:$mongodb_port
   postgresql   127.0.0.1:$postgresql_port
@@ -169,6 +194,9 @@ Try:
   grpcurl -plaintext -H "authorization: Bearer \$(cat .fleet/token)" \\
       -d '{"app_id": "my-app", "mysql": {"multiple_databases": true}}' \\
       127.0.0.1:$mysql_port fleet.addon.v1.Addon/Provision
+  grpcurl -plaintext -H "authorization: Bearer \$(cat .fleet/token)" \\
+      -d '{"username": "ada", "email": "ada@example.com", "password": "a long password"}' \\
+      127.0.0.1:$ldap_port fleet.directory.v1.Directory/CreateUser
 
 Logs (JSON) follow below. Ctrl-C stops everything.
 EOT

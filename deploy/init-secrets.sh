@@ -4,7 +4,7 @@
 set -euo pipefail
 dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/secrets"
 mkdir -p "$dir"
-for name in master.key token postgres-password mariadb-password mongo-password; do
+for name in master.key token postgres-password mariadb-password mongo-password ldap-password; do
     if [ ! -s "$dir/$name" ]; then
         (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/$name")
         echo "created $dir/$name"

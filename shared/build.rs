@@ -8,6 +8,7 @@ use prost::Message;
 const PROTOS: &[&str] = &[
     "fleet/addon/v1/addon.proto",
     "fleet/coordinator/v1/coordinator.proto",
+    "fleet/directory/v1/directory.proto",
 ];
 
 fn main() -> Result<(), Box<dyn Error>> {

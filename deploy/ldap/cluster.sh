@@ -4,6 +4,7 @@
 #   cluster.sh init DIR PASSWORD_FILE   slapd.conf with rootdn cn=admin,dc=cloudron and that
 #                                       password, and the base entries (offline, slapadd)
 #   cluster.sh run DIR PORT             exec slapd in the foreground on ldap://127.0.0.1:PORT/
+#                                       (LDAP_LISTEN_HOST=0.0.0.0 listens on every address)
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
@@ -23,7 +24,7 @@ run)
     shift 3
     cd "$dir"
     # -d makes slapd stay in the foreground; level 0 logs nothing but startup errors.
-    exec slapd -d 0 -f "$dir/slapd.conf" -h "ldap://127.0.0.1:$port/" "$@"
+    exec slapd -d 0 -f "$dir/slapd.conf" -h "ldap://${LDAP_LISTEN_HOST:-127.0.0.1}:$port/" "$@"
     ;;
 *)
     echo "usage: $0 init DIR PASSWORD_FILE | run DIR PORT" >&2

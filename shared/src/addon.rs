@@ -71,18 +71,33 @@ pub fn parse_app_id(app_id: &str) -> Result<AppId, InvalidField> {
 /// Serves `backend` as `fleet.addon.v1.Addon` on `server` until `shutdown`, then drains.
 pub async fn serve_addon<B: AddonBackend>(
     backend: B,
-    mut server: GrpcServer,
+    server: GrpcServer,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let backend = Arc::new(backend);
+    serve_addon_with(Arc::new(backend), server, Routes::default(), &[], shutdown).await
+}
+
+/// Like [`serve_addon`], for a service that serves more than the Addon on its port: `extra`
+/// holds its other gRPC services (each wrapped in [`GrpcServer::auth`]), `extra_names` their
+/// names. Health reports them all by the one backend's [`AddonBackend::ping`].
+pub async fn serve_addon_with<B: AddonBackend>(
+    backend: Arc<B>,
+    mut server: GrpcServer,
+    extra: Routes,
+    extra_names: &[&'static str],
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let name = <AddonServer<AddonService<B>> as NamedService>::NAME;
+    let names: Vec<&'static str> = [name].iter().chain(extra_names).copied().collect();
     let probed = Arc::clone(&backend);
-    server.spawn_health_probe(name, HEALTH_PROBE_INTERVAL, move || {
+    server.spawn_health_probe(&names, HEALTH_PROBE_INTERVAL, move || {
         let probed = Arc::clone(&probed);
         async move { probed.ping().await }
     });
     let service = AddonServer::with_interceptor(AddonService { backend }, server.auth());
-    server.serve(Routes::new(service), &[name], shutdown).await
+    server
+        .serve(extra.add_service(service), &names, shutdown)
+        .await
 }
 
 /// The gRPC face of an [`AddonBackend`]: validate, convert, call, map the error.

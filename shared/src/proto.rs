@@ -23,9 +23,18 @@ pub mod fleet {
             tonic::include_proto!("fleet.coordinator.v1");
         }
     }
+
+    /// `package fleet.directory.*`
+    pub mod directory {
+        /// `package fleet.directory.v1`: the platform's users and groups, served by ldap.
+        #[allow(clippy::all, clippy::pedantic, missing_docs)]
+        pub mod v1 {
+            tonic::include_proto!("fleet.directory.v1");
+        }
+    }
 }
 
-pub use fleet::{addon::v1 as addon, coordinator::v1 as coordinator};
+pub use fleet::{addon::v1 as addon, coordinator::v1 as coordinator, directory::v1 as directory};
 
 impl addon::provision_request::Options {
     /// The manifest name of the addon these options belong to.

@@ -75,11 +75,11 @@ impl GrpcServer {
         self.auth.clone()
     }
 
-    /// Re-checks a backend every `interval` and reports `service` (and the whole server)
+    /// Re-checks a backend every `interval` and reports `services` (and the whole server)
     /// SERVING or NOT_SERVING accordingly, until shutdown begins.
     pub fn spawn_health_probe<F, Fut>(
         &mut self,
-        service: &'static str,
+        services: &[&'static str],
         interval: Duration,
         probe: F,
     ) where
@@ -87,20 +87,22 @@ impl GrpcServer {
         Fut: Future<Output = bool> + Send,
     {
         let health = self.health.clone();
+        let services: Vec<&'static str> = services.iter().copied().chain([WHOLE_SERVER]).collect();
         self.probes.push(tokio::spawn(async move {
             let mut last = None;
             loop {
                 let up = probe().await;
                 if last != Some(up) {
                     let status = if up {
-                        tracing::info!(service, "backend reachable: SERVING");
+                        tracing::info!(?services, "backend reachable: SERVING");
                         ServingStatus::Serving
                     } else {
-                        tracing::warn!(service, "backend unreachable: NOT_SERVING");
+                        tracing::warn!(?services, "backend unreachable: NOT_SERVING");
                         ServingStatus::NotServing
                     };
-                    health.set_service_status(service, status).await;
-                    health.set_service_status(WHOLE_SERVER, status).await;
+                    for service in &services {
+                        health.set_service_status(*service, status).await;
+                    }
                     last = Some(up);
                 }
                 tokio::time::sleep(interval).await;

@@ -61,7 +61,7 @@ pub async fn serve(
 
     let name = <CoordinatorServer<CoordinatorService> as NamedService>::NAME;
     let probed = Arc::clone(&coordinator);
-    server.spawn_health_probe(name, FLEET_PROBE_INTERVAL, move || {
+    server.spawn_health_probe(&[name], FLEET_PROBE_INTERVAL, move || {
         let probed = Arc::clone(&probed);
         async move { probed.fleet().probe().await }
     });
