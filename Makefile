@@ -24,3 +24,4 @@ bench: deps
 	cargo bench -p fleet-mysql --bench provision
 	cargo bench -p fleet-coordinator --bench fan_out
 	cargo bench -p fleet-redis --bench instances
+	cargo bench -p fleet-ldap --bench directory

@@ -33,6 +33,16 @@ async fn member_of(env: &std::collections::HashMap<String, String>, name: &str) 
     groups
 }
 
+/// The group's `memberUid`s as ListGroups returns them.
+async fn members_of(directory: &mut DirectoryTestClient, group: &str) -> Vec<String> {
+    let listed = groups(directory).await;
+    listed
+        .into_iter()
+        .find(|g| g.name == group)
+        .unwrap()
+        .members
+}
+
 fn group_dn(name: &str) -> String {
     format!("cn={name},ou=groups,dc=cloudron")
 }
@@ -68,14 +78,9 @@ async fn member_of_follows_membership_changes() {
     let mut names = vec![g1.clone(), g2.clone()];
     names.sort_by_key(|n| n.to_lowercase());
     assert_eq!(user.groups, names);
-    let group = groups(&mut directory)
-        .await
-        .into_iter()
-        .find(|g| g.name == g1)
-        .unwrap();
     let mut members = vec![name.clone(), other.clone()];
     members.sort();
-    assert_eq!(group.members, members);
+    assert_eq!(members_of(&mut directory, &g1).await, members);
 
     let remove = |group: &str| RemoveMemberRequest {
         group: group.to_owned(),
@@ -94,12 +99,8 @@ async fn member_of_follows_membership_changes() {
         username: other.clone(),
     };
     directory.delete_user(delete.clone()).await.unwrap();
-    let group = groups(&mut directory)
-        .await
-        .into_iter()
-        .find(|g| g.name == g1)
-        .unwrap();
-    assert!(group.members.is_empty(), "{group:?}");
+    let members = members_of(&mut directory, &g1).await;
+    assert!(members.is_empty(), "{members:?}");
     expect_status(directory.delete_user(delete).await, Code::NotFound, &other);
     service.stop().await;
 }
@@ -152,12 +153,7 @@ async fn hostile_names_are_stored_literally_and_cannot_widen_a_search() {
             "{name} not listed"
         );
     }
-    let members = groups(&mut directory)
-        .await
-        .into_iter()
-        .find(|g| g.name == group)
-        .unwrap()
-        .members;
+    let members = members_of(&mut directory, &group).await;
     assert_eq!(members.len(), hostile.len() + 1, "{members:?}");
     // Taking `*…` out of the group and deleting it touches no one else.
     let star = &hostile[0];
@@ -170,12 +166,7 @@ async fn hostile_names_are_stored_literally_and_cannot_widen_a_search() {
         username: hostile[1].clone(),
     };
     directory.delete_user(delete).await.unwrap();
-    let members = groups(&mut directory)
-        .await
-        .into_iter()
-        .find(|g| g.name == group)
-        .unwrap()
-        .members;
+    let members = members_of(&mut directory, &group).await;
     assert!(members.contains(&bystander) && members.len() == hostile.len() - 1);
     // NUL cannot be stored, nor smuggled into a filter.
     let mut nul = new_user("a\0b");
