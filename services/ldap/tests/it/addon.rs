@@ -295,3 +295,82 @@ async fn bad_requests_are_refused_with_nothing_made() {
     assert!(!list(&mut addon).await.contains(&opts));
     service.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_bound_as_itself_reads_the_directory_but_no_passwords() {
+    let service = Service::start().await;
+    let mut directory = service.directory().await;
+    let (me, other) = (username("me"), username("neighbour"));
+    create_user(&mut directory, &me).await;
+    create_user(&mut directory, &other).await;
+    let group = username("crew");
+    create_group(&mut directory, &group).await;
+    add_member(&mut directory, &group, &me).await;
+    let url = slapd().url();
+    let my_dn = format!("cn={me},ou=users,dc=cloudron");
+    let other_dn = format!("cn={other},ou=users,dc=cloudron");
+    let mut user = bind(&url, &my_dn, PASSWORD).await.unwrap();
+
+    // The reference's `ldapsearch -D cn=<username>,ou=users,... -b ou=users,...` lists users,
+    // and an app that binds as the user finds its entry and groups.
+    let found = search(
+        &mut user,
+        "ou=users,dc=cloudron",
+        &login_filter(&me),
+        &["memberOf"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        values(&found[0], "memberOf"),
+        [format!("cn={group},ou=groups,dc=cloudron")]
+    );
+    let all = search(
+        &mut user,
+        "ou=users,dc=cloudron",
+        "(objectclass=user)",
+        &["dn"],
+    )
+    .await
+    .unwrap();
+    assert!(all.iter().any(|entry| entry.dn == other_dn));
+    let groups = search(
+        &mut user,
+        "ou=groups,dc=cloudron",
+        &format!("(cn={group})"),
+        &["memberUid"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(values(&groups[0], "memberUid"), [me.as_str()]);
+
+    // No password hashes, no writes, no app accounts.
+    let hashes = search(
+        &mut user,
+        "ou=users,dc=cloudron",
+        "(userPassword=*)",
+        &["userPassword"],
+    )
+    .await
+    .unwrap();
+    assert!(hashes.is_empty(), "{hashes:?}");
+    let changed = user
+        .modify(
+            &other_dn,
+            vec![Mod::Replace("mail", HashSet::from(["evil@example.com"]))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed.rc, 50, "{changed:?}");
+    let changed = user
+        .modify(&my_dn, vec![Mod::Replace("sn", HashSet::from(["Renamed"]))])
+        .await
+        .unwrap();
+    assert_eq!(changed.rc, 50, "{changed:?}");
+    let apps = search(&mut user, "ou=apps,dc=cloudron", "(objectClass=*)", &["dn"])
+        .await
+        .unwrap_or_default();
+    assert!(apps.is_empty(), "{apps:?}");
+    service.stop().await;
+}
