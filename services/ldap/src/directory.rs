@@ -14,7 +14,7 @@ use crate::{
     connection::{Connection, Session},
     error::{Error, code},
     request::{NewGroup, NewUser, UserChanges},
-    tree::{GROUP_CLASS, GROUPS_DN, USER_CLASS, USER_CLASSES, USERS_DN, group_dn, user_dn},
+    tree::{GROUP_CLASS, GROUPS_DN, USER_CLASSES, USER_FILTER, USERS_DN, group_dn, user_dn},
 };
 
 /// Where automatically chosen gid numbers start.
@@ -105,7 +105,7 @@ impl Directory {
             }
         }
         tracing::info!(username = %user.username, "user created");
-        self.user(&mut session, &user.username).await
+        read_user(&mut session, &user.username).await
     }
 
     /// Applies `changes` in one modify. The username stays.
@@ -143,13 +143,13 @@ impl Directory {
             }
             tracing::info!(username = %changes.username, "user changed");
         }
-        self.user(&mut session, &changes.username).await
+        read_user(&mut session, &changes.username).await
     }
 
     /// Takes the user out of every group, then deletes it.
     pub async fn delete_user(&self, username: &str) -> Result<(), Error> {
         let mut session = self.connection.session().await?;
-        let user = self.user(&mut session, username).await?;
+        let user = read_user(&mut session, username).await?;
         for group in &user.groups {
             remove_membership(&mut session, group, &user.username).await?;
         }
@@ -181,9 +181,8 @@ impl Directory {
     /// Every user, sorted by username.
     pub async fn list_users(&self) -> Result<Vec<User>, Error> {
         let mut session = self.connection.session().await?;
-        let filter = format!("(objectClass={USER_CLASS})");
         let (entries, result) = session
-            .search(USERS_DN, Scope::OneLevel, &filter, USER_ATTRIBUTES)
+            .search(USERS_DN, Scope::OneLevel, USER_FILTER, USER_ATTRIBUTES)
             .await?;
         success("listing users", &result)?;
         let groups = list_groups(&mut session).await?;
@@ -259,11 +258,11 @@ impl Directory {
     pub async fn add_member(&self, group: &str, username: &str) -> Result<(), Error> {
         let mut session = self.connection.session().await?;
         // The stored username: `memberUid` compares case-sensitively, logins do not.
-        let user = self.user(&mut session, username).await?;
-        let member_dn = user_dn(&user.username);
+        let username = stored_username(&mut session, username).await?;
+        let member_dn = user_dn(&username);
         let both = vec![
             Mod::Add("member", HashSet::from([member_dn.as_str()])),
-            Mod::Add("memberUid", HashSet::from([user.username.as_str()])),
+            Mod::Add("memberUid", HashSet::from([username.as_str()])),
         ];
         let added = session.modify(&group_dn(group), both).await?;
         match added.rc {
@@ -271,7 +270,7 @@ impl Directory {
             code::NO_SUCH_OBJECT => return Err(no_group(group)),
             // One of the two is there already: add each on its own.
             code::ATTRIBUTE_OR_VALUE_EXISTS => {
-                for (attribute, value) in [("member", &member_dn), ("memberUid", &user.username)] {
+                for (attribute, value) in [("member", &member_dn), ("memberUid", &username)] {
                     let one = vec![Mod::Add(attribute, HashSet::from([value.as_str()]))];
                     let added = session.modify(&group_dn(group), one).await?;
                     if ![code::SUCCESS, code::ATTRIBUTE_OR_VALUE_EXISTS].contains(&added.rc) {
@@ -281,16 +280,16 @@ impl Directory {
             }
             _ => return Err(Error::unexpected("adding the member", &added)),
         }
-        tracing::info!(%group, username = %user.username, "member added");
+        tracing::info!(%group, %username, "member added");
         Ok(())
     }
 
     /// Takes the user out of the group; not being a member is fine.
     pub async fn remove_member(&self, group: &str, username: &str) -> Result<(), Error> {
         let mut session = self.connection.session().await?;
-        let user = self.user(&mut session, username).await?;
-        remove_membership(&mut session, group, &user.username).await?;
-        tracing::info!(%group, username = %user.username, "member removed");
+        let username = stored_username(&mut session, username).await?;
+        remove_membership(&mut session, group, &username).await?;
+        tracing::info!(%group, %username, "member removed");
         Ok(())
     }
 
@@ -301,21 +300,34 @@ impl Directory {
         groups.sort_by_key(|group| group.name.to_lowercase());
         Ok(groups)
     }
+}
 
-    /// The user named `username` (compared without case), or NOT_FOUND.
-    async fn user(&self, session: &mut Session<'_>, username: &str) -> Result<User, Error> {
-        let filter = format!("(objectClass={USER_CLASS})");
-        let (entries, result) = session
-            .search(&user_dn(username), Scope::Base, &filter, USER_ATTRIBUTES)
-            .await?;
-        if result.rc == code::NO_SUCH_OBJECT {
-            return Err(no_user(username));
-        }
-        success("reading the user", &result)?;
-        let entry = entries.first().ok_or_else(|| no_user(username))?;
-        let groups = list_groups(session).await?;
-        Ok(user_from(entry, &groups))
+/// The user named `username` (compared without case) with its groups, or NOT_FOUND.
+async fn read_user(session: &mut Session<'_>, username: &str) -> Result<User, Error> {
+    let entry = user_entry(session, username, USER_ATTRIBUTES).await?;
+    let groups = list_groups(session).await?;
+    Ok(user_from(&entry, &groups))
+}
+
+/// The username as stored (its case may differ from `username`'s), or NOT_FOUND.
+async fn stored_username(session: &mut Session<'_>, username: &str) -> Result<String, Error> {
+    let entry = user_entry(session, username, &["username"]).await?;
+    Ok(first(&entry, "username"))
+}
+
+async fn user_entry(
+    session: &mut Session<'_>,
+    username: &str,
+    attributes: &[&str],
+) -> Result<SearchEntry, Error> {
+    let (entries, result) = session
+        .search(&user_dn(username), Scope::Base, USER_FILTER, attributes)
+        .await?;
+    if result.rc == code::NO_SUCH_OBJECT {
+        return Err(no_user(username));
     }
+    success("reading the user", &result)?;
+    entries.into_iter().next().ok_or_else(|| no_user(username))
 }
 
 /// Removes both membership values; values already gone are fine.

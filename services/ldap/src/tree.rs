@@ -23,8 +23,8 @@ pub const USER_CLASSES: [&str; 5] = [
     "inetOrgPerson",
     "user",
 ];
-/// The object class apps search users by.
-pub const USER_CLASS: &str = "user";
+/// Matches user entries (the object class apps search users by).
+pub const USER_FILTER: &str = "(objectClass=user)";
 /// Object class of a group entry.
 pub const GROUP_CLASS: &str = "group";
 /// Object class of an app's bind account (`deploy/ldap/cloudron.schema`).
