@@ -36,6 +36,8 @@ DROP USER IF EXISTS ''@'$(hostname)';
 EOT
 )
     user_args=()
+    # The directory (data, socket, init.sql with the admin password) is the server's alone.
+    chmod 700 "$dir"
     if [ "$(id -u)" = 0 ]; then
         chown -R mysql:mysql "$dir"
         user_args=(--user=mysql)
@@ -48,6 +50,7 @@ run)
     dir=$2 port=$3
     shift 3
     user_args=()
+    chmod 700 "$dir"
     if [ "$(id -u)" = 0 ]; then user_args=(--user=mysql); fi
     cd "$dir"
     exec mariadbd --defaults-file="$dir/my.cnf" "${user_args[@]}" --port="$port" "$@"

@@ -3,8 +3,12 @@
 # and for the Rust test kit (shared/src/testkit):
 #   cluster.sh init DIR PASSWORD_FILE   initdb DIR/data, superuser `postgres` with that password
 #   cluster.sh run DIR PORT [-c k=v]... exec postgres on 127.0.0.1:PORT in the foreground
-# Passwords are required over TCP (scram-sha-256); pgextwlist lets app roles create the
-# extensions on the addon's whitelist themselves. As root, the server runs as user postgres.
+#   cluster.sh guard DIR                 write pgextwlist's custom scripts into DIR (images)
+# Passwords are required over TCP and on the local socket (scram-sha-256); only the server's own
+# OS user may connect locally as `postgres` without one (peer). The cluster directory, which
+# holds the socket, is 0700. pgextwlist lets app roles create the extensions on the addon's
+# whitelist themselves, each wrapped in the checks of extension-guard/ (run as superuser before
+# and after the extension's script). As root, the server runs as user postgres.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 whitelist_file="$here/../../services/postgresql/extension-whitelist.txt"
@@ -19,27 +23,73 @@ as_postgres() {
     fi
 }
 
+# The directory is the server's alone: it holds the data, the socket and the custom scripts.
+own_dir() {
+    mkdir -p "$1"
+    chmod 700 "$1"
+    if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$1"; fi
+}
+
+# Who may connect, written on every start so that a cluster made by an older version of this
+# script gets the same rules.
+write_hba() {
+    {
+        echo "# Written by deploy/postgresql/cluster.sh at every start; edits are lost."
+        echo "local all postgres peer"
+        echo "local all all scram-sha-256"
+        echo "host all all 127.0.0.1/32 scram-sha-256"
+        echo "host all all ::1/128 scram-sha-256"
+    } >"$1/data/pg_hba.conf"
+    if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$1/data/pg_hba.conf"; fi
+    chmod 600 "$1/data/pg_hba.conf"
+}
+
+# pgextwlist's custom scripts: extension-guard/{before,after}.sql for every whitelisted
+# extension, around CREATE EXTENSION and ALTER EXTENSION ... UPDATE.
+write_guard() {
+    local custom=$1 name action when
+    rm -rf "$custom"
+    while read -r name; do
+        [ -n "$name" ] || continue
+        mkdir -p "$custom/$name"
+        for action in create update; do
+            for when in before after; do
+                sed -e "s/@extname@/$name/g" -e "s/@action@/$action/g" \
+                    "$here/extension-guard/$when.sql" >"$custom/$name/$when-$action.sql"
+            done
+        done
+    done < <(grep -v '^\s*$' "$whitelist_file")
+    if [ "$(id -u)" = 0 ]; then chown -R postgres:postgres "$custom"; fi
+}
+
 case "${1:-}" in
 init)
     dir=$2 password_file=$3
-    mkdir -p "$dir"
-    if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$dir" "$password_file"; fi
+    own_dir "$dir"
+    if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$password_file"; fi
     cd "$dir"
-    (as_postgres "$bindir/initdb" -D "$dir/data" -U postgres --auth-local=trust \
+    (as_postgres "$bindir/initdb" -D "$dir/data" -U postgres --auth-local=peer \
         --auth-host=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 --pwfile="$password_file") >/dev/null
     ;;
 run)
     dir=$2 port=$3
     shift 3
+    own_dir "$dir"
+    write_hba "$dir"
+    write_guard "$dir/extwlist"
     cd "$dir"
     as_postgres "$bindir/postgres" -D "$dir/data" \
         -c listen_addresses=127.0.0.1 -c "port=$port" -c "unix_socket_directories=$dir" \
-        -c local_preload_libraries=pgextwlist \
+        -c unix_socket_permissions=0700 \
+        -c local_preload_libraries=pgextwlist -c "extwlist.custom_path=$dir/extwlist" \
         -c "extwlist.extensions=$(grep -v '^\s*$' "$whitelist_file" | paste -sd, -)" \
         "$@"
     ;;
+guard)
+    write_guard "$2"
+    ;;
 *)
-    echo "usage: $0 init DIR PASSWORD_FILE | run DIR PORT [-c name=value]..." >&2
+    echo "usage: $0 init DIR PASSWORD_FILE | run DIR PORT [-c name=value]... | guard DIR" >&2
     exit 2
     ;;
 esac

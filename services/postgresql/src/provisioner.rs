@@ -359,7 +359,10 @@ impl Provisioner {
         }
     }
 
-    /// Creates `extensions` in the app's database, as superuser, in one transaction.
+    /// Creates `extensions` in the app's database in one transaction, as the app: through
+    /// pgextwlist and its guard scripts (`deploy/postgresql/extension-guard/`), exactly as
+    /// when the app creates one itself, so the checks that keep an extension's script from
+    /// being steered by the app (its stored search_path, code of its own) hold here too.
     async fn create_extensions(
         &self,
         name: &ResourceName,
@@ -376,6 +379,7 @@ impl Provisioner {
                     Error::Unavailable("timed out connecting to the app's database".to_owned())
                 })??;
         let mut tx = conn.begin().await?;
+        execute(&mut tx, &format!("SET LOCAL ROLE {}", ident(name))).await?;
         for extension in extensions {
             let sql = format!(
                 "CREATE EXTENSION IF NOT EXISTS {} CASCADE",

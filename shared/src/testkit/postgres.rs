@@ -49,6 +49,11 @@ impl PostgresServer {
         self.0.port
     }
 
+    /// The cluster's directory: data, the Unix socket and pgextwlist's custom scripts.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.0.base
+    }
+
     /// Superuser URL of database `postgres`, e.g. for the service's admin connection.
     pub fn admin_url(&self) -> String {
         self.superuser_url("postgres")

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod attacks;
 mod binary;
 mod failures;
 mod isolation;
