@@ -6,6 +6,8 @@
 #   cluster.sh run DIR PORT [--opt]...  exec mariadbd on 127.0.0.1:PORT in the foreground
 # As root, the server drops to user mysql.
 set -euo pipefail
+# Files and directories the server creates are its own alone (mariadbd reads these).
+export UMASK=0600 UMASK_DIR=0700
 
 case "${1:-}" in
 init)
@@ -37,7 +39,7 @@ EOT
 )
     user_args=()
     # The directory (data, socket, init.sql with the admin password) is the server's alone.
-    chmod 700 "$dir"
+    chmod -R go-rwx "$dir"
     if [ "$(id -u)" = 0 ]; then
         chown -R mysql:mysql "$dir"
         user_args=(--user=mysql)
@@ -50,7 +52,7 @@ run)
     dir=$2 port=$3
     shift 3
     user_args=()
-    chmod 700 "$dir"
+    chmod -R go-rwx "$dir"
     if [ "$(id -u)" = 0 ]; then user_args=(--user=mysql); fi
     cd "$dir"
     exec mariadbd --defaults-file="$dir/my.cnf" "${user_args[@]}" --port="$port" "$@"

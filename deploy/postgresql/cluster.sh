@@ -26,8 +26,8 @@ as_postgres() {
 # The directory is the server's alone: it holds the data, the socket and the custom scripts.
 own_dir() {
     mkdir -p "$1"
-    chmod 700 "$1"
-    if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$1"; fi
+    if [ "$(id -u)" = 0 ]; then chown -R postgres:postgres "$1"; fi
+    chmod -R go-rwx "$1"
 }
 
 # Who may connect, written on every start so that a cluster made by an older version of this
@@ -60,6 +60,7 @@ write_guard() {
         done
     done < <(grep -v '^\s*$' "$whitelist_file")
     if [ "$(id -u)" = 0 ]; then chown -R postgres:postgres "$custom"; fi
+    chmod -R go-rwx "$custom"
 }
 
 case "${1:-}" in
@@ -74,9 +75,9 @@ init)
 run)
     dir=$2 port=$3
     shift 3
-    own_dir "$dir"
     write_hba "$dir"
     write_guard "$dir/extwlist"
+    own_dir "$dir"
     cd "$dir"
     as_postgres "$bindir/postgres" -D "$dir/data" \
         -c listen_addresses=127.0.0.1 -c "port=$port" -c "unix_socket_directories=$dir" \

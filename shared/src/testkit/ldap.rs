@@ -1,8 +1,9 @@
 //! A private OpenLDAP slapd, set up by `deploy/ldap/cluster.sh` like the one `make up` starts:
 //! the platform's schema, `ou=users`, `ou=groups` and `ou=apps` under `dc=cloudron`, and the
-//! ACLs app accounts are held to.
+//! ACLs app accounts are held to. As root, slapd runs as Debian's `openldap` user, in a
+//! directory only that user can enter.
 
-use std::sync::OnceLock;
+use std::{path::Path, sync::OnceLock};
 
 use super::{TestkitError, Watched, accepts_tcp, deploy_script};
 
@@ -37,6 +38,16 @@ impl LdapServer {
     /// The administrator's password.
     pub fn admin_password(&self) -> &str {
         &self.0.password
+    }
+
+    /// The server's directory (data, slapd.conf, password file).
+    pub fn dir(&self) -> &Path {
+        &self.0.base
+    }
+
+    /// The TCP port.
+    pub fn port(&self) -> u16 {
+        self.0.port
     }
 
     /// Stops the server and waits until it is gone.

@@ -35,6 +35,11 @@ impl MariaDbServer {
         self.0.port
     }
 
+    /// The server's directory: data, socket, configuration, the admin's init file.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.0.base
+    }
+
     /// Admin URL, e.g. for the service's admin connection.
     pub fn admin_url(&self) -> String {
         self.url(Self::ADMIN, &self.0.password, "")

@@ -7,6 +7,7 @@
 
 pub mod bench;
 pub mod harness;
+pub mod host;
 mod ldap;
 mod mariadb;
 mod mongodb;

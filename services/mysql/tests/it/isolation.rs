@@ -166,3 +166,23 @@ async fn a_name_taken_by_something_else_is_refused_not_shared() {
         .unwrap();
     service.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_runs_unprivileged_and_its_files_are_private() {
+    use fleet_shared::testkit::host;
+    // Some data written first, so the server has created files of its own.
+    let service = Service::start().await;
+    let mut client = service.client().await;
+    let app = app_id("files");
+    let env = provision(&mut client, request(&app, false)).await.unwrap();
+    let mut conn = connect(&env["CLOUDRON_MYSQL_URL"]).await.unwrap();
+    run(&mut conn, "CREATE TABLE t (v TEXT)").await.unwrap();
+    conn.close().await.unwrap();
+    let exposed = host::exposure(mariadb().port(), mariadb().dir(), Some("mysql"));
+    assert!(exposed.is_empty(), "{exposed:?}");
+    if !host::running_as_root() {
+        eprintln!("not root: MariaDB runs as this user; only the permissions were checked");
+    }
+    deprovision(&mut client, &app).await.unwrap();
+    service.stop().await;
+}

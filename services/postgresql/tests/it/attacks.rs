@@ -5,6 +5,7 @@
 use std::process::Command;
 
 use fleet_postgresql::extensions::whitelist;
+use fleet_shared::testkit::host;
 use sqlx::{
     Connection, PgConnection,
     postgres::{PgConnectOptions, PgPoolOptions},
@@ -362,22 +363,17 @@ fn local_superuser_login(as_user: Option<(&str, &str)>) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_local_user_cannot_reach_the_socket_or_log_in_as_postgres_without_a_password() {
-    use std::os::unix::fs::PermissionsExt;
     let dir = postgres().dir();
-    let mode = std::fs::metadata(dir).unwrap().permissions().mode();
-    assert_eq!(
-        mode & 0o077,
-        0,
-        "{} is open to others: {mode:o}",
-        dir.display()
-    );
+    // The server runs as postgres; its directory (socket included) is closed to others.
+    let exposed = host::exposure(postgres().port(), dir, Some("postgres"));
+    assert!(exposed.is_empty(), "{exposed:?}");
     // Even an OS user that can reach the socket (we can: root, or the server's own user
     // otherwise) needs the password for `postgres`, unless it is the server's own OS user.
     assert!(
         !local_superuser_login(None),
         "local login as postgres without a password"
     );
-    if running_as_root() {
+    if host::running_as_root() {
         // Any other OS user: not even the socket is reachable.
         assert!(
             !local_superuser_login(Some(("nobody", "nogroup"))),
@@ -406,11 +402,4 @@ async fn a_local_user_cannot_reach_the_socket_or_log_in_as_postgres_without_a_pa
         pool.is_err(),
         "a passwordless socket connection as postgres"
     );
-}
-
-fn running_as_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }
