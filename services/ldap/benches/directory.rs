@@ -182,11 +182,15 @@ async fn add_user_directly(admin: &mut Ldap, name: &str) {
 
 /// What an administrator would do by hand for Provision.
 async fn add_app_directly(admin: &mut Ldap, app: &str) {
-    let dn = format!("cn={app},ou=apps,dc=cloudron");
+    let name = fleet_shared::AppId::parse(app)
+        .unwrap()
+        .resource_name()
+        .to_string();
+    let dn = format!("cn={name},ou=apps,dc=cloudron");
     let description = format!("fleet-app:{app}");
     let attributes = vec![
         ("objectClass", HashSet::from(["appAccount"])),
-        ("cn", HashSet::from([app])),
+        ("cn", HashSet::from([name.as_str()])),
         ("description", HashSet::from([description.as_str()])),
     ];
     admin.add(&dn, attributes).await.unwrap().success().unwrap();

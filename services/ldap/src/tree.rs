@@ -4,6 +4,7 @@
 //! reaches a filter through [`ldap_escape`] (RFC 4515), so `*`, `(`, `)`, `,`, `=`, `\` or NUL
 //! in a name are data, never syntax.
 
+use fleet_shared::{AppId, app_id::ResourceName};
 use ldap3::{dn_escape, ldap_escape};
 
 /// The root of the tree slapd serves (`deploy/ldap/slapd.conf.in`).
@@ -12,7 +13,7 @@ pub const BASE_DN: &str = "dc=cloudron";
 pub const USERS_DN: &str = "ou=users,dc=cloudron";
 /// The platform's groups: `cn=<name>,ou=groups,dc=cloudron`.
 pub const GROUPS_DN: &str = "ou=groups,dc=cloudron";
-/// The apps' bind accounts: `cn=<app id>,ou=apps,dc=cloudron`.
+/// The apps' bind accounts: `cn=<resource name>,ou=apps,dc=cloudron`.
 pub const APPS_DN: &str = "ou=apps,dc=cloudron";
 
 /// Object classes of a user entry, `user` last (it derives from the others).
@@ -40,10 +41,30 @@ pub fn group_dn(name: &str) -> String {
     format!("cn={},{GROUPS_DN}", dn_escape(name))
 }
 
-/// The DN of the bind account of the app `app_id`.
-pub fn app_dn(app_id: &str) -> String {
-    format!("cn={},{APPS_DN}", dn_escape(app_id))
+/// The DN of the bind account named `name` (the app's [`fleet_shared::app_id::ResourceName`]:
+/// `[a-z0-9_]` only, so no two apps' DNs compare equal, not even without case).
+pub fn app_dn(name: &ResourceName) -> String {
+    format!("cn={},{APPS_DN}", dn_escape(name.as_str()))
 }
+
+/// The DN the service gave an app's bind account before accounts were named by
+/// [`ResourceName`]: `cn=<app id>`. Only read to remove such an account (see the provisioner).
+pub fn legacy_app_dn(app_id: &AppId) -> String {
+    format!("cn={},{APPS_DN}", dn_escape(app_id.as_str()))
+}
+
+/// The `description` value that records `app_id` as the owner of a bind account.
+pub fn owner_tag(app_id: &AppId) -> String {
+    format!("{OWNER_PREFIX}{app_id}")
+}
+
+/// The owner recorded in a `description` value written by [`owner_tag`], if it is one.
+pub fn owner_of(description: &str) -> Option<&str> {
+    description.strip_prefix(OWNER_PREFIX)
+}
+
+/// Prefix of the `description` value naming the app that owns a bind account.
+const OWNER_PREFIX: &str = "fleet-app:";
 
 /// `(attribute=value)` with `value` matched literally.
 pub fn equals(attribute: &str, value: &str) -> String {
@@ -52,6 +73,7 @@ pub fn equals(attribute: &str, value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -66,7 +88,16 @@ mod tests {
             r"cn=x\2by\22\5c\3c\3e\3b,ou=groups,dc=cloudron"
         );
         assert_eq!(user_dn("#a "), r"cn=\23a\20,ou=users,dc=cloudron");
-        assert_eq!(app_dn("app.one"), "cn=app.one,ou=apps,dc=cloudron");
+        let app = AppId::parse("App.One").unwrap();
+        assert_eq!(
+            app_dn(&app.resource_name()),
+            format!("cn={},ou=apps,dc=cloudron", app.resource_name())
+        );
+        assert!(app_dn(&app.resource_name()).starts_with("cn=app_appone_"));
+        assert_eq!(legacy_app_dn(&app), "cn=App.One,ou=apps,dc=cloudron");
+        assert_eq!(owner_tag(&app), "fleet-app:App.One");
+        assert_eq!(owner_of(&owner_tag(&app)), Some("App.One"));
+        assert_eq!(owner_of("something else"), None);
     }
 
     #[test]

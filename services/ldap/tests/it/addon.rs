@@ -34,7 +34,7 @@ async fn users_log_in_by_username_and_by_email() {
     assert_eq!(env["CLOUDRON_LDAP_GROUPS_BASE_DN"], "ou=groups,dc=cloudron");
     assert_eq!(
         env["CLOUDRON_LDAP_BIND_DN"],
-        format!("cn={app},ou=apps,dc=cloudron")
+        format!("cn={},ou=apps,dc=cloudron", resource_name(&app))
     );
     assert_eq!(env["CLOUDRON_LDAP_URL"], slapd().url());
     assert_eq!(

@@ -3,5 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod addon;
+mod collisions;
 mod directory;
+mod process;
 mod support;

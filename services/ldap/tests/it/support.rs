@@ -280,3 +280,27 @@ pub fn values(entry: &SearchEntry, attribute: &str) -> Vec<String> {
         .map(|(_, values)| values.clone())
         .unwrap_or_default()
 }
+
+/// The name of `app_id`'s bind account (`cn=<name>,ou=apps,dc=cloudron`).
+pub fn resource_name(app_id: &str) -> String {
+    fleet_shared::AppId::parse(app_id)
+        .unwrap()
+        .resource_name()
+        .to_string()
+}
+
+/// The DN of `app_id`'s bind account.
+pub fn app_dn(app_id: &str) -> String {
+    format!("cn={},ou=apps,dc=cloudron", resource_name(app_id))
+}
+
+/// A connection bound as slapd's administrator.
+pub async fn bind_as_admin() -> Ldap {
+    bind(
+        &slapd().url(),
+        LdapServer::ADMIN_DN,
+        slapd().admin_password(),
+    )
+    .await
+    .expect("the admin binds")
+}
