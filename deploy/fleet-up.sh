@@ -12,7 +12,10 @@
 # 46000-46999, data under .fleet/redis), FLEET_UP_MONGO_PORT (57017: SecantusDB, data under
 # .fleet/mongodb), FLEET_UP_MONGODB_PORT (50053), FLEET_UP_SLAPD_PORT (53890: OpenLDAP slapd,
 # data under .fleet/ldap) and FLEET_UP_LDAP_PORT (50055). The coordinator keeps its app records
-# in .fleet/coordinator.db (SQLite).
+# in .fleet/coordinator.db (SQLite). As root, slapd runs as user openldap and SecantusDB as
+# user fleet-mongodb, each in a directory only it can enter. SecantusDB is a MongoDB STAND-IN
+# for development and tests only: it does not enforce all of its own access control (README:
+# the mongodb addon, which also says how to point the service at a real MongoDB).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 state="$root/.fleet"
@@ -99,10 +102,15 @@ if [ ! -d "$mongo_dir/data" ]; then
     "$root/deploy/mongodb/cluster.sh" init "$mongo_dir" "$mongo_dir/root-password"
     say "initialised SecantusDB in $mongo_dir"
 fi
+say "WARNING: SecantusDB is a MongoDB stand-in for development and tests only. It does not"
+say "WARNING: enforce all of its own access control (an app can write other apps' databases"
+say "WARNING: through bulkWrite, move collections into them, kill every session). Do not hold"
+say "WARNING: real data in it; point fleet-mongodb at a real MongoDB (FLEET_MONGODB_ADMIN_URL,"
+say "WARNING: README: the mongodb addon)."
 "$root/deploy/mongodb/cluster.sh" run "$mongo_dir" "$mongo_port" >"$mongo_dir/server.log" 2>&1 &
 track $! TERM
 wait_port SecantusDB "$mongo_port" "${pids[0]}"
-say "SecantusDB on 127.0.0.1:$mongo_port (log: $mongo_dir/server.log)"
+say "SecantusDB (MongoDB stand-in, development and tests only) on 127.0.0.1:$mongo_port (log: $mongo_dir/server.log)"
 
 # --- OpenLDAP slapd (backend of the ldap addon and the user directory)
 ldap_dir="$state/ldap"
@@ -174,7 +182,7 @@ fleet-up: the fleet is up. Services (gRPC, reflection on; calls need the bearer 
   coordinator  127.0.0.1:$coordinator_port
   ldap         127.0.0.1:$ldap_port (also fleet.directory.v1.Directory; slapd: ldap://127.0.0.1:$slapd_port)
   mysql        127.0.0.1:$mysql_port
-  mongodb      127.0.0.1:$mongodb_port
+  mongodb      127.0.0.1:$mongodb_port (backend: SecantusDB, a stand-in for development and tests only)
   postgresql   127.0.0.1:$postgresql_port
   redis        127.0.0.1:$redis_port
 

@@ -15,6 +15,8 @@ packages=(
     # OpenLDAP behind the ldap addon (configured by deploy/ldap/cluster.sh, not by debconf).
     slapd ldap-utils
     locales util-linux
+    # The MongoDB stand-in runs from a venv of the system Python, as its own user.
+    python3-venv
 )
 locales=(en_US.UTF-8 de_DE.UTF-8 fr_FR.UTF-8)
 
@@ -84,4 +86,7 @@ if ! command -v buf >/dev/null; then
 fi
 # pyenv-managed Pythons expose new console scripts (grpcurl, secantusd-py) after a rehash.
 if command -v pyenv >/dev/null; then pyenv rehash; fi
+# As root, the stand-in runs as user fleet-mongodb from /opt/fleet/secantusdb: make both now
+# rather than at the first test or `make up` (quick when they exist).
+if [ "$(id -u)" = 0 ]; then "$(dirname "$0")/mongodb/cluster.sh" setup; fi
 say "ok"

@@ -14,6 +14,8 @@ pub struct ProvisionSpec {
     pub app: AppId,
     pub generation: u32,
     /// Also grant read access to the oplog (`local`) and return `CLOUDRON_MONGODB_OPLOG_URL`.
+    /// The oplog of a replica set holds every database's writes, so such an app sees the other
+    /// apps' changes too (on a real mongod as well): for trusted apps only.
     pub oplog: bool,
 }
 

@@ -1,8 +1,12 @@
 //! A MongoDB-wire server for tests: SecantusDB set up by `deploy/mongodb/cluster.sh` (as
 //! `make up` does), or a real mongod when `MONGODB_TEST_ADMIN_URL` names one
 //! (`mongodb://root:PASSWORD@HOST:PORT/?authSource=admin`).
+//!
+//! SecantusDB is a stand-in: it does not enforce all of its own access control, which the
+//! mongodb suite's attack tests report as known gaps. As root, it runs as the system user
+//! `fleet-mongodb`, in a directory only that user can enter.
 
-use std::sync::OnceLock;
+use std::{path::Path, sync::OnceLock};
 
 use super::{TestkitError, Watched, accepts_tcp, deploy_script};
 
@@ -49,6 +53,22 @@ impl MongoServer {
                 server.password, server.port
             ),
             Self::External(url) => url.clone(),
+        }
+    }
+
+    /// The directory of a local server (data, password file, logs); `None` for an external one.
+    pub fn dir(&self) -> Option<&Path> {
+        match self {
+            Self::Local(server) => Some(&server.base),
+            Self::External(_) => None,
+        }
+    }
+
+    /// The TCP port of a local server; `None` for an external one.
+    pub fn port(&self) -> Option<u16> {
+        match self {
+            Self::Local(server) => Some(server.port),
+            Self::External(_) => None,
         }
     }
 

@@ -2,6 +2,7 @@
 //! (started by the test kit) or a real mongod named by `MONGODB_TEST_ADMIN_URL`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod attacks;
+mod process;
 mod support;
-
 mod tests;
