@@ -86,10 +86,10 @@ async fn bench(apps: usize) {
         .unwrap()
         .filter_map(Result::ok)
     {
-        let Ok(pid) = std::fs::read_to_string(entry.path().join("redis.pid")) else {
+        let Some(pid) = server_in(&entry.path()) else {
             continue;
         };
-        let rollup = std::fs::read_to_string(format!("/proc/{}/smaps_rollup", pid.trim())).unwrap();
+        let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap();
         let field = |name: &str| {
             rollup
                 .lines()
@@ -111,4 +111,17 @@ async fn bench(apps: usize) {
         rss as f64 / 1024.0 / counted.max(1) as f64
     );
     service.stop().await;
+}
+
+/// The redis-server working in `dir` (the service keeps no pid files), from /proc.
+fn server_in(dir: &std::path::Path) -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim_end() == "redis-server")
+                && std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd == dir)
+        })
 }

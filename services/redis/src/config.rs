@@ -12,7 +12,7 @@ pub const DEFAULT_PORT: u16 = 50054;
 pub struct Config {
     /// Settings every service has.
     pub common: CommonConfig,
-    /// `FLEET_REDIS_DATA_DIR`: one directory per app (config, AOF, pid, log) (required).
+    /// `FLEET_REDIS_DATA_DIR`: one directory per app (config, AOF, log) (required).
     pub data_dir: PathBuf,
     /// `FLEET_REDIS_BIND`: address the instances listen on (default `127.0.0.1`).
     pub bind: String,
@@ -26,6 +26,10 @@ pub struct Config {
     pub appendfsync: String,
     /// `FLEET_REDIS_SERVER_BIN`: the redis-server binary (default `redis-server` on PATH).
     pub server_bin: PathBuf,
+    /// `FLEET_REDIS_RUN_AS`: the unprivileged user instances run as when the service runs as
+    /// root (default `redis`, which Debian's redis-server package creates). Ignored otherwise:
+    /// instances then run as the service's own user.
+    pub run_as: String,
     /// `FLEET_REDIS_SUPERVISE_SECS`: how often dead instances are looked for (default 2).
     pub supervise_every: Duration,
     /// `FLEET_REDIS_STOP_INSTANCES_ON_EXIT`: stop every instance when the service stops
@@ -69,6 +73,9 @@ impl Config {
         let server_bin = env
             .optional("FLEET_REDIS_SERVER_BIN")
             .unwrap_or_else(|| "redis-server".to_owned());
+        let run_as = env
+            .optional("FLEET_REDIS_RUN_AS")
+            .unwrap_or_else(|| "redis".to_owned());
         let supervise_every = env.seconds("FLEET_REDIS_SUPERVISE_SECS", Duration::from_secs(2));
         let stop_instances_on_exit = env.parsed("FLEET_REDIS_STOP_INSTANCES_ON_EXIT", false);
         env.finish()?;
@@ -84,6 +91,7 @@ impl Config {
             maxmemory_mb,
             appendfsync,
             server_bin: PathBuf::from(server_bin),
+            run_as,
             supervise_every,
             stop_instances_on_exit,
         })

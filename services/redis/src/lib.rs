@@ -18,7 +18,11 @@ use fleet_shared::{
     server::{GrpcServer, ServeError},
 };
 
-use crate::{config::Config, provisioner::Provisioner, runner::ProcessRunner};
+use crate::{
+    config::Config,
+    provisioner::Provisioner,
+    runner::{Owner, ProcessRunner, prepare_data_dir},
+};
 
 /// Why the service could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +39,10 @@ pub async fn serve(
     server: GrpcServer,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let provisioner = Provisioner::new(&config, ProcessRunner::new(config.server_bin.clone()))?;
+    let owner = Owner::resolve(&config.run_as)?;
+    let runner = ProcessRunner::new(config.server_bin.clone(), owner);
+    let provisioner = Provisioner::new(&config, runner)?;
+    prepare_data_dir(&config.data_dir, owner)?;
     let supervisor = provisioner.supervise(config.supervise_every);
     let served = serve_addon(provisioner.clone(), server, shutdown).await;
     supervisor.abort();

@@ -1,10 +1,16 @@
 //! What provisioning means for Redis: one redis-server per app, because a shared server with
 //! ACLs cannot isolate apps that use the whole keyspace, `SELECT`, `FLUSHALL` or `KEYS`.
 //!
-//! Each app has a directory `<data dir>/<name>/` holding `instance.json` (owner app id, port,
-//! whether it has a password), `redis.conf` (0600: it holds the password), the append-only
-//! file, `redis.pid` and `redis.log`. The directory is the truth: any replica or restart of the
-//! service finds every instance there. A supervisor restarts instances that stop answering.
+//! Each app has a directory `<data dir>/<name>/` (0700, owned by the user instances run as)
+//! holding `instance.json` (owner app id and port), `redis.conf` (0600: it holds the
+//! passwords), the append-only files and `redis.log`. The directory is the truth about which
+//! apps have an instance; the runner's children are the truth about which instances run. A
+//! supervisor restarts instances that exited or stopped answering as themselves.
+//!
+//! The service decides the port, bind address, memory limit, persistence, users and
+//! replication; the app's user (`default`) may run every command but those that change them
+//! (see [`APP_COMMANDS`]), and the service checks and stops an instance as a second ACL user,
+//! [`ADMIN_USER`], whose password only the service and `redis.conf` know.
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -26,11 +32,25 @@ use crate::{
     config::Config,
     error::Error,
     request::ProvisionSpec,
-    runner::{Instance, InstanceRunner},
+    runner::{ADMIN_USER, Instance, InstanceRunner},
 };
 
 /// The addon's name, as in manifests and in password derivation.
 pub const ADDON: &str = "redis";
+/// The purpose string the admin user's password derives from (never an app's password).
+const ADMIN_PURPOSE: &str = "redis/admin";
+/// How many supervisor passes a running instance may fail its identity check before it is
+/// restarted (it may be busy in a long script).
+const UNHEALTHY_PASSES: u32 = 3;
+
+/// The commands the app's user may run (Redis 7 ACL rules): everything except the `@admin`
+/// and `@dangerous` categories (CONFIG SET/REWRITE/RESETSTAT, ACL SETUSER/DELUSER/LOAD/SAVE/
+/// LIST/GETUSER/LOG, REPLICAOF/SLAVEOF, FAILOVER, SYNC/PSYNC/REPLCONF, SHUTDOWN, DEBUG,
+/// MODULE, MIGRATE, RESTORE, MONITOR, SAVE/BGSAVE/BGREWRITEAOF, CLUSTER changes, CLIENT
+/// KILL/PAUSE/UNPAUSE/UNBLOCK/NO-EVICT, LATENCY, SLOWLOG, PFDEBUG/PFSELFTEST), then back the
+/// ones in those categories that apps use and that only touch the app's own data or read.
+pub const APP_COMMANDS: &str = "+@all -@admin -@dangerous +flushdb +flushall +keys +sort \
+     +sort_ro +swapdb +info +lastsave +role +config|get +client|list";
 
 /// What `instance.json` records.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,32 +113,46 @@ impl<R: InstanceRunner> Provisioner<R> {
         })
     }
 
-    /// Restarts every recorded instance that does not answer, now and every `every`, until
-    /// the returned task is aborted. The first pass re-adopts (or restarts) the instances a
-    /// previous run of the service left.
+    /// Starts every recorded instance that is not running as this service's child, and
+    /// restarts one that keeps failing its identity check, now and every `every`, until the
+    /// returned task is aborted. The first pass shuts down the instances a previous run of the
+    /// service left (recognised by their admin password) and starts them again as children.
     pub fn supervise(&self, every: Duration) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
+            let mut failed = HashMap::new();
             loop {
-                this.restart_dead().await;
+                this.restart_dead(&mut failed).await;
                 tokio::time::sleep(every).await;
             }
         })
     }
 
-    async fn restart_dead(&self) {
+    async fn restart_dead(&self, failed: &mut HashMap<String, u32>) {
         let Ok(names) = self.names().await else {
             return;
         };
+        failed.retain(|name, _| names.contains(name));
         for name in names {
             let _guard = self.lock(&name).await;
             let Some((recorded, instance)) = self.instance_of(&name).await else {
                 continue; // removed meanwhile
             };
-            if self.inner.runner.alive(&instance).await {
+            if self.inner.runner.healthy(&instance).await {
+                failed.remove(&name);
                 continue;
             }
-            tracing::warn!(app_id = %recorded.app_id, name, "instance not answering; restarting it");
+            if self.inner.runner.running(&instance) {
+                let count = failed.entry(name.clone()).or_default();
+                *count += 1;
+                if *count < UNHEALTHY_PASSES {
+                    continue;
+                }
+                tracing::warn!(app_id = %recorded.app_id, name, "instance not answering as itself; restarting it");
+            } else {
+                tracing::warn!(app_id = %recorded.app_id, name, "instance not running; starting it");
+            }
+            failed.remove(&name);
             if let Err(error) = self.inner.runner.start(&instance).await {
                 tracing::error!(app_id = %recorded.app_id, name, %error, "could not restart instance");
             }
@@ -159,16 +193,20 @@ impl<R: InstanceRunner> Provisioner<R> {
 
     async fn instance_of(&self, name: &str) -> Option<(Recorded, Instance)> {
         let recorded = read_record(&self.dir(name)).await.ok().flatten()?;
-        let instance = self.instance(name, recorded.port);
+        let app = AppId::parse(&recorded.app_id).ok()?;
+        let instance = self.instance(&app, name, recorded.port);
         Some((recorded, instance))
     }
 
-    fn instance(&self, name: &str, port: u16) -> Instance {
+    fn instance(&self, app: &AppId, name: &str, port: u16) -> Instance {
         Instance {
             name: name.to_owned(),
             dir: self.dir(name),
             host: self.inner.bind.clone(),
             port,
+            // Not tied to the credential generation: a rotation must still be able to stop the
+            // instance running with the previous password.
+            admin_password: self.inner.master_key.derive_password(ADMIN_PURPOSE, app, 0),
         }
     }
 
@@ -197,22 +235,35 @@ impl<R: InstanceRunner> Provisioner<R> {
 
     fn config_file(&self, instance: &Instance, password: Option<&str>) -> String {
         let dir = instance.dir.display();
+        // No pid file: the service knows its instances by the processes it started. No
+        // process title: the command line keeps naming this instance's redis.conf.
         let mut conf = format!(
             "# Written by fleet-redis; rewritten at every provision.\n\
-             bind {bind}\nport {port}\ndir {dir}\npidfile {dir}/redis.pid\n\
-             logfile {dir}/redis.log\ndaemonize no\nappendonly yes\nappendfsync {fsync}\n\
-             save \"\"\nmaxmemory {memory}mb\nmaxmemory-policy noeviction\n",
+             bind {bind}\nport {port}\ndir {dir}\n\
+             logfile {dir}/redis.log\ndaemonize no\nset-proc-title no\n\
+             appendonly yes\nappendfsync {fsync}\nsave \"\"\n\
+             maxmemory {memory}mb\nmaxmemory-policy noeviction\n\
+             enable-protected-configs no\nenable-debug-command no\nenable-module-command no\n\
+             user {admin} reset on >{admin_password} -@all +ping +info +shutdown\n",
             bind = instance.host,
             port = instance.port,
             fsync = self.inner.appendfsync,
             memory = self.inner.maxmemory_mb,
+            admin = ADMIN_USER,
+            admin_password = instance.admin_password.expose(),
         );
-        match password {
-            Some(password) => conf.push_str(&format!("requirepass {password}\n")),
+        let authentication = match password {
+            Some(password) => format!(">{password}"),
             // Without a password the instance is only reachable on the apps' internal network
             // (the reference's noPassword); protected mode would refuse those clients.
-            None => conf.push_str("protected-mode no\n"),
-        }
+            None => {
+                conf.push_str("protected-mode no\n");
+                "nopass".to_owned()
+            }
+        };
+        conf.push_str(&format!(
+            "user default reset on {authentication} ~* &* {APP_COMMANDS}\n"
+        ));
         conf
     }
 
@@ -282,16 +333,13 @@ impl<R: InstanceRunner> AddonBackend for Provisioner<R> {
                 (port, true)
             }
         };
-        let instance = self.instance(name.as_str(), port);
+        let instance = self.instance(&spec.app, name.as_str(), port);
         let conf = self.config_file(&instance, password);
         let result = async {
-            let changed = write_if_changed(&dir.join("redis.conf"), &conf).await?;
-            let alive = self.inner.runner.alive(&instance).await;
-            if alive && changed {
-                // A new password or limit: restart, the AOF keeps the data.
-                self.inner.runner.stop(&instance).await?;
-                self.inner.runner.start(&instance).await
-            } else if !alive {
+            let changed = write_if_changed(&instance.conf(), &conf).await?;
+            // A new password or limit, or an instance that is not ours and healthy: (re)start
+            // it (the runner stops any running copy first; the AOF keeps the data).
+            if changed || !self.inner.runner.healthy(&instance).await {
                 self.inner.runner.start(&instance).await
             } else {
                 Ok(())
@@ -317,7 +365,7 @@ impl<R: InstanceRunner> AddonBackend for Provisioner<R> {
             None => return Ok(()),
             Some(recorded) if recorded.app_id != app.as_str() => return Err(taken(&name)),
             Some(recorded) => {
-                let instance = self.instance(name.as_str(), recorded.port);
+                let instance = self.instance(&app, name.as_str(), recorded.port);
                 self.inner.runner.stop(&instance).await?;
             }
         }

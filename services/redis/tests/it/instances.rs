@@ -1,5 +1,5 @@
-//! Supervision: instances survive the service's restart, are restarted after `kill -9`, and a
-//! hundred of them run side by side.
+//! Supervision: instances survive the service's restart (and are then taken over), are
+//! restarted after `kill -9`, and a hundred of them run side by side.
 
 use std::time::Duration;
 
@@ -8,7 +8,7 @@ use futures::future::join_all;
 use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread")]
-async fn instances_outlive_a_service_restart_and_are_adopted() {
+async fn instances_outlive_a_service_restart_and_are_taken_over() {
     let data = DataDir::new();
     let ports = port_range(10);
     let service = Service::start(data.path(), &ports, &[]).await;
@@ -22,18 +22,18 @@ async fn instances_outlive_a_service_restart_and_are_adopted() {
     // The instance kept serving while the service was down...
     let v: String = cmd(&env["CLOUDRON_REDIS_URL"], &["GET", "k"]).unwrap();
     assert_eq!(v, "before restart");
-    // ...and the new service adopts it as it is.
+    // ...and the new service recognises it by its admin password, shuts it down and starts
+    // it again as its own child: one process, with the data.
     let service = Service::start(data.path(), &ports, &[]).await;
     let mut client = service.client().await;
     assert_eq!(
         provision(&mut client, request(&app, false)).await.unwrap(),
         env
     );
-    assert_eq!(
-        instance_pid(data.path(), &env),
-        pid,
-        "adopted, not restarted"
-    );
+    let new_pid = instance_pid(data.path(), &env);
+    assert!(new_pid.is_some() && new_pid != pid, "taken over as a child");
+    let v: String = cmd(&env["CLOUDRON_REDIS_URL"], &["GET", "k"]).unwrap();
+    assert_eq!(v, "before restart");
     assert_eq!(list(&mut client).await, [app]);
     service.stop().await;
 }

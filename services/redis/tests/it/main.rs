@@ -3,5 +3,6 @@
 
 mod support;
 
+mod attacks;
 mod instances;
 mod lifecycle;

@@ -76,10 +76,15 @@ impl Service {
 }
 
 pub fn request(app_id: &str, no_password: bool) -> ProvisionRequest {
+    rotated(app_id, no_password, 0)
+}
+
+/// A Provision at credential generation `generation`.
+pub fn rotated(app_id: &str, no_password: bool, generation: u32) -> ProvisionRequest {
     ProvisionRequest {
         app_id: app_id.to_owned(),
         app_domain: String::new(),
-        credential_generation: 0,
+        credential_generation: generation,
         options: Some(Options::Redis(RedisOptions { no_password })),
     }
 }
@@ -109,14 +114,115 @@ pub fn cmd<T: redis::FromRedisValue>(url: &str, args: &[&str]) -> redis::RedisRe
     command.query(&mut conn)
 }
 
-/// The pid of an app's instance, from its pid file.
+/// The pid of an app's instance: the one redis-server working in its directory.
 pub fn instance_pid(data_dir: &Path, env: &HashMap<String, String>) -> Option<u32> {
-    let name = env_name(data_dir, env)?;
-    std::fs::read_to_string(data_dir.join(name).join("redis.pid"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    match instance_pids(data_dir, env).as_slice() {
+        [pid] => Some(*pid),
+        [] => None,
+        more => panic!("more than one redis-server on one instance directory: {more:?}"),
+    }
+}
+
+/// Every redis-server process working in the directory of `env`'s instance.
+pub fn instance_pids(data_dir: &Path, env: &HashMap<String, String>) -> Vec<u32> {
+    env_name(data_dir, env)
+        .map(|name| servers_on(&data_dir.join(name)))
+        .unwrap_or_default()
+}
+
+/// Every redis-server process (found by scanning /proc, not by any file the service keeps)
+/// whose working directory is at or under `dir`, or whose command line names a path there.
+pub fn servers_on(dir: &Path) -> Vec<u32> {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) else {
+            continue;
+        };
+        if comm.trim_end() != "redis-server" {
+            continue;
+        }
+        // A zombie has no working directory nor command line: it is not running.
+        // The working directory of a process whose directory was deleted reads "<dir> (deleted)".
+        let in_dir = std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| {
+            let cwd = cwd.to_string_lossy().into_owned();
+            Path::new(cwd.trim_end_matches(" (deleted)")).starts_with(&dir)
+        });
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let names_dir = String::from_utf8_lossy(&cmdline)
+            .split('\0')
+            .any(|arg| arg.starts_with(&*dir.to_string_lossy()));
+        if in_dir || names_dir {
+            pids.push(pid);
+        }
+    }
+    pids.sort_unstable();
+    pids
+}
+
+/// A redis-server the service did not start, with no password, killed when dropped: the
+/// attacker's server squatting a port.
+pub struct ForeignServer {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl ForeignServer {
+    /// Starts one on `port` and waits until it answers.
+    pub async fn start(port: u16) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args([
+                "--appendonly",
+                "no",
+                "--dir",
+                &dir.path().display().to_string(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = Self {
+            child,
+            _dir: dir,
+            port,
+        };
+        let url = server.url();
+        assert!(
+            eventually(std::time::Duration::from_secs(10), || async {
+                cmd::<String>(&url, &["PING"]).is_ok()
+            })
+            .await,
+            "the foreign server did not start"
+        );
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for ForeignServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// The instance directory serving `env`'s port.
@@ -140,7 +246,7 @@ pub fn kill(pid: u32, signal: &str) {
         .unwrap();
 }
 
-/// A private data directory whose instances are killed when it is dropped, even if the test
+/// A private data directory whose instances (found in /proc) are killed when it is dropped, even if the test
 /// fails half-way (instances outlive the service on purpose, so they would outlive the test).
 pub struct DataDir(pub tempfile::TempDir);
 
@@ -156,15 +262,10 @@ impl DataDir {
 
 impl Drop for DataDir {
     fn drop(&mut self) {
-        let Ok(entries) = std::fs::read_dir(self.0.path()) else {
-            return;
-        };
-        for entry in entries.filter_map(Result::ok) {
-            if let Ok(pid) = std::fs::read_to_string(entry.path().join("redis.pid")) {
-                let _ = std::process::Command::new("kill")
-                    .args(["-KILL", pid.trim()])
-                    .status();
-            }
+        for pid in servers_on(self.0.path()) {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
         }
     }
 }
