@@ -19,6 +19,7 @@ use crate::{
     auth::{ApiToken, ApiTokenError},
     credentials::{MasterKey, MasterKeyError},
     env_bundle::EnvPrefix,
+    listener::ServerLimits,
 };
 
 /// Prefix of every fleet setting.
@@ -185,6 +186,8 @@ pub struct CommonConfig {
     pub log_filter: String,
     /// `FLEET_SHUTDOWN_GRACE_SECS`: how long in-flight calls may run after SIGTERM (default 30).
     pub shutdown_grace: Duration,
+    /// Connection, request and stream limits of the server (`FLEET_MAX_CONNECTIONS`, ...).
+    pub limits: ServerLimits,
 }
 
 impl CommonConfig {
@@ -220,6 +223,7 @@ impl CommonConfig {
             .optional("FLEET_LOG")
             .unwrap_or_else(|| "info".to_owned());
         let shutdown_grace = env.seconds("FLEET_SHUTDOWN_GRACE_SECS", Duration::from_secs(30));
+        let limits = ServerLimits::read(env);
         Some(Self {
             listen,
             master_key: master_key?,
@@ -227,6 +231,7 @@ impl CommonConfig {
             env_prefix,
             log_filter,
             shutdown_grace,
+            limits,
         })
     }
 }

@@ -1,7 +1,8 @@
 //! What every service of the fleet shares: the gRPC contract compiled from `proto/`, the server
-//! kit (health, reflection, bearer auth, JSON logs, graceful shutdown), configuration from the
-//! environment, app ids and the names and passwords derived from them, and (feature `testkit`)
-//! real backends started on loopback for tests and benchmarks.
+//! kit (health, reflection, bearer auth, JSON logs, graceful shutdown), a service's start in one
+//! place ([`service::run`]), configuration from the environment, app ids and the names and
+//! passwords derived from them, and (feature `testkit`) real backends started on loopback for
+//! tests and benchmarks.
 
 pub mod addon;
 pub mod app_id;
@@ -9,9 +10,11 @@ pub mod auth;
 pub mod config;
 pub mod credentials;
 pub mod env_bundle;
+pub mod listener;
 pub mod proto;
 pub mod secret;
 pub mod server;
+pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "testkit")]

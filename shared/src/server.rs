@@ -1,30 +1,49 @@
 //! The server every binary runs: its own gRPC service plus `grpc.health.v1.Health`, server
-//! reflection (v1 and v1alpha, for grpcurl and buf curl), a span per call, and graceful
-//! shutdown: on the signal, health turns NOT_SERVING, the listener closes, in-flight calls
-//! finish (up to a grace period) and `serve` returns.
+//! reflection (v1 and v1alpha, for grpcurl and buf curl) of exactly the services it serves, a
+//! span per call, the limits of [`ServerLimits`] (connections, silence, request time, streams
+//! per connection), and graceful shutdown: on the signal, health turns NOT_SERVING, the
+//! listener closes, in-flight calls finish (up to a grace period) and `serve` returns.
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::{
+    collections::BTreeSet,
+    future::Future,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use tokio::{net::TcpListener, task::JoinHandle};
-use tonic::{service::Routes, transport::server::TcpIncoming};
+use tonic::service::Routes;
 use tonic_health::{
     ServingStatus,
     pb::health_server::HealthServer,
     server::{HealthReporter, HealthService},
 };
 
-use crate::{auth::BearerAuth, config::CommonConfig, proto::FILE_DESCRIPTOR_SET};
+use crate::{
+    auth::BearerAuth,
+    config::CommonConfig,
+    listener::{ServerLimits, incoming},
+    proto::FILE_DESCRIPTOR_SET,
+};
 
 /// Name under which health reports the server as a whole.
 const WHOLE_SERVER: &str = "";
+/// The names of what every server serves besides its own services, listed by reflection.
+const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
+const REFLECTION_V1: &str = "grpc.reflection.v1.ServerReflection";
+const REFLECTION_V1ALPHA: &str = "grpc.reflection.v1alpha.ServerReflection";
 
 /// A bound, not yet serving gRPC server.
 pub struct GrpcServer {
     listener: TcpListener,
     auth: BearerAuth,
     grace: Duration,
+    limits: ServerLimits,
     health: HealthReporter,
     probes: Vec<JoinHandle<()>>,
+    /// Names reported by [`GrpcServer::spawn_health_report`], NOT_SERVING once shutdown begins.
+    reported: Arc<Mutex<BTreeSet<String>>>,
 }
 
 /// The server could not start or failed while serving.
@@ -60,8 +79,10 @@ impl GrpcServer {
             listener,
             auth: BearerAuth::new(config.api_token.clone()),
             grace: config.shutdown_grace,
+            limits: config.limits,
             health: HealthReporter::new(),
             probes: Vec::new(),
+            reported: Arc::default(),
         }
     }
 
@@ -110,9 +131,39 @@ impl GrpcServer {
         }));
     }
 
+    /// Re-runs `report` every `interval` and reports each name it returns SERVING or
+    /// NOT_SERVING, until shutdown begins; unlike [`GrpcServer::spawn_health_probe`], the
+    /// server as a whole (`""`) is left alone. For states of things the service depends on
+    /// that must not make the whole server NOT_SERVING (the coordinator's addon services).
+    pub fn spawn_health_report<F, Fut>(&mut self, interval: Duration, report: F)
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: Future<Output = Vec<(String, bool)>> + Send,
+    {
+        let health = self.health.clone();
+        let reported = Arc::clone(&self.reported);
+        self.probes.push(tokio::spawn(async move {
+            loop {
+                for (name, up) in report().await {
+                    if let Ok(mut names) = reported.lock() {
+                        names.insert(name.clone());
+                    }
+                    let status = if up {
+                        ServingStatus::Serving
+                    } else {
+                        ServingStatus::NotServing
+                    };
+                    health.set_service_status(name, status).await;
+                }
+                tokio::time::sleep(interval).await;
+            }
+        }));
+    }
+
     /// Serves `routes` (the service's own, already wrapped in [`GrpcServer::auth`]) until
-    /// `shutdown` resolves, then drains. `services` are the fully qualified names health
-    /// reports on.
+    /// `shutdown` resolves, then drains. `services` are the fully qualified names of the
+    /// services in `routes`: health reports on them, and reflection lists them (with health
+    /// and reflection), nothing else of the fleet's contract.
     pub async fn serve(
         self,
         routes: Routes,
@@ -122,8 +173,10 @@ impl GrpcServer {
         let Self {
             listener,
             grace,
+            limits,
             health,
             probes,
+            reported,
             ..
         } = self;
         // With a backend probe, the probe reports the services; without, they serve now.
@@ -134,14 +187,27 @@ impl GrpcServer {
                     .await;
             }
         }
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()?;
+        // Both reflection versions are served, so both list (and describe) both.
+        let reflection = || {
+            services
+                .iter()
+                .chain(&[HEALTH_SERVICE, REFLECTION_V1, REFLECTION_V1ALPHA])
+                .fold(
+                    tonic_reflection::server::Builder::configure()
+                        .include_reflection_service(false)
+                        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+                        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                        .register_encoded_file_descriptor_set(
+                            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+                        )
+                        .register_encoded_file_descriptor_set(
+                            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+                        ),
+                    |builder, service| builder.with_service_name(*service),
+                )
+        };
+        let reflection_v1 = reflection().build_v1()?;
+        let reflection_v1alpha = reflection().build_v1alpha()?;
         let routes = routes
             .add_service(HealthServer::new(HealthService::from_health_reporter(
                 health.clone(),
@@ -156,9 +222,18 @@ impl GrpcServer {
             for probe in &probes {
                 probe.abort();
             }
-            for service in owned_services.iter().chain([&WHOLE_SERVER]) {
+            let reported: Vec<String> = reported
+                .lock()
+                .map(|names| names.iter().cloned().collect())
+                .unwrap_or_default();
+            let names = owned_services
+                .iter()
+                .chain([&WHOLE_SERVER])
+                .map(|name| (*name).to_owned())
+                .chain(reported);
+            for name in names {
                 health
-                    .set_service_status(*service, ServingStatus::NotServing)
+                    .set_service_status(name, ServingStatus::NotServing)
                     .await;
             }
             tracing::info!(
@@ -171,14 +246,13 @@ impl GrpcServer {
         let local = listener.local_addr().ok();
         tracing::info!(addr = ?local, "serving gRPC");
         let server = tonic::transport::Server::builder()
+            .timeout(limits.request_timeout)
+            .max_concurrent_streams(limits.max_concurrent_streams)
+            .http2_keepalive_interval(Some(limits.keepalive_interval()))
+            .http2_keepalive_timeout(Some(limits.keepalive_interval()))
             .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
             .add_routes(routes)
-            .serve_with_incoming_shutdown(
-                // Without TCP_NODELAY, a reply's headers, data and trailers wait on delayed
-                // ACKs: ~40 ms added to every call.
-                TcpIncoming::from(listener).with_nodelay(Some(true)),
-                stop_accepting,
-            );
+            .serve_with_incoming_shutdown(incoming(listener, limits), stop_accepting);
         let grace_expired = async move {
             if draining_rx.await.is_ok() {
                 tokio::time::sleep(grace).await;

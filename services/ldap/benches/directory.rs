@@ -9,15 +9,12 @@
 
 use std::collections::HashSet;
 
-use fleet_ldap::config::Config;
 use fleet_shared::{
     auth::SendBearer,
-    config::EnvReader,
     proto::{
         addon::{LdapOptions, ProvisionRequest, provision_request::Options},
         directory::{CreateUserRequest, directory_client::DirectoryClient},
     },
-    server::GrpcServer,
     testkit::{
         LdapServer,
         bench::Samples,
@@ -52,16 +49,7 @@ async fn bench(server: &LdapServer, rounds: usize) {
         secrets.path("ldap-admin").display().to_string(),
     ));
     env.push(("FLEET_LOG".to_owned(), "warn".to_owned()));
-    let config = Config::from_env(EnvReader::from_vars("LDAP", env)).unwrap();
-    let service = InProcess::start(|listener, stopped| async move {
-        let server = GrpcServer::from_listener(listener, &config.common);
-        let _ = fleet_ldap::serve(config, server, async {
-            let _ = stopped.await;
-        })
-        .await;
-    })
-    .await
-    .unwrap();
+    let service = InProcess::serve::<fleet_ldap::Service>(env).await.unwrap();
     let port = service.addr.port();
     let mut addon = addon_client(port, Some(&secrets.token)).await.unwrap();
     let channel = Endpoint::from_shared(format!("http://127.0.0.1:{port}"))

@@ -4,14 +4,14 @@
 //! Layout: [`config`] reads the environment, [`request`] validates requests, [`tree`] names
 //! entries and escapes names, [`connection`] holds the administrator's connection to slapd,
 //! [`provisioner`] does the addon's work (its gRPC layer is `fleet_shared::addon`),
-//! [`directory`] the directory's and [`api`] serves it; [`error`] maps every failure to one gRPC
+//! [`directory`] the directory's and [`grpc`] serves it; [`error`] maps every failure to one gRPC
 //! status.
 
-pub mod api;
 pub mod config;
 pub mod connection;
 pub mod directory;
 pub mod error;
+pub mod grpc;
 pub mod provisioner;
 pub mod request;
 pub mod tree;
@@ -20,13 +20,15 @@ use std::{future::Future, sync::Arc};
 
 use fleet_shared::{
     addon::serve_addon_with,
+    config::{CommonConfig, ConfigError, EnvReader},
     proto::directory::directory_server::DirectoryServer,
     server::{GrpcServer, ServeError},
+    service::{FleetService, ServiceConfig},
 };
 use tonic::{server::NamedService, service::Routes};
 
 use crate::{
-    api::DirectoryService, config::Config, connection::Connection, directory::Directory,
+    config::Config, connection::Connection, directory::Directory, grpc::DirectoryService,
     provisioner::Provisioner,
 };
 
@@ -50,4 +52,34 @@ pub async fn serve(
         shutdown,
     )
     .await
+}
+
+/// This service as the fleet runs it: what [`fleet_shared::service::run`] starts as the
+/// `fleet-ldap` binary and the test kit starts in-process.
+pub struct Service;
+
+impl FleetService for Service {
+    const BINARY: &'static str = "fleet-ldap";
+    const ENV_PREFIX: &'static str = "LDAP";
+    type Config = Config;
+    type Error = ServeError;
+
+    fn serve(
+        config: Config,
+        server: GrpcServer,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = Result<(), ServeError>> + Send {
+        serve(config, server, shutdown)
+    }
+}
+
+impl ServiceConfig for Config {
+    fn from_env(env: EnvReader) -> Result<Self, ConfigError> {
+        // The inherent reader; this only names it for the shared start.
+        Config::from_env(env)
+    }
+
+    fn common(&self) -> &CommonConfig {
+        &self.common
+    }
 }

@@ -6,11 +6,8 @@
 //! re-provisions the service's app (the idempotent path every app start takes).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use fleet_mysql::config::Config;
 use fleet_shared::{
-    config::EnvReader,
     proto::addon::{MysqlOptions, ProvisionRequest, provision_request::Options},
-    server::GrpcServer,
     testkit::{
         MariaDbServer,
         bench::Samples,
@@ -37,16 +34,7 @@ async fn bench(server: &MariaDbServer, rounds: usize) {
     let mut env = secrets.common_env();
     env.push(("FLEET_MYSQL_ADMIN_URL".to_owned(), server.admin_url()));
     env.push(("FLEET_LOG".to_owned(), "warn".to_owned()));
-    let config = Config::from_env(EnvReader::from_vars("MYSQL", env)).unwrap();
-    let service = InProcess::start(|listener, stopped| async move {
-        let server = GrpcServer::from_listener(listener, &config.common);
-        let _ = fleet_mysql::serve(config, server, async {
-            let _ = stopped.await;
-        })
-        .await;
-    })
-    .await
-    .unwrap();
+    let service = InProcess::serve::<fleet_mysql::Service>(env).await.unwrap();
     let mut client = addon_client(service.addr.port(), Some(&secrets.token))
         .await
         .unwrap();

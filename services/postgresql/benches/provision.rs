@@ -7,11 +7,8 @@
 //! mean and median of each and the ratio service / direct SQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use fleet_postgresql::config::Config;
 use fleet_shared::{
-    config::EnvReader,
     proto::addon::ProvisionRequest,
-    server::GrpcServer,
     testkit::{
         PostgresServer,
         bench::Samples,
@@ -38,16 +35,9 @@ async fn bench(pg: &PostgresServer, rounds: usize) {
     let mut env = secrets.common_env();
     env.push(("FLEET_POSTGRESQL_ADMIN_URL".to_owned(), pg.admin_url()));
     env.push(("FLEET_LOG".to_owned(), "warn".to_owned()));
-    let config = Config::from_env(EnvReader::from_vars("POSTGRESQL", env)).unwrap();
-    let service = InProcess::start(|listener, stopped| async move {
-        let server = GrpcServer::from_listener(listener, &config.common);
-        let _ = fleet_postgresql::serve(config, server, async {
-            let _ = stopped.await;
-        })
-        .await;
-    })
-    .await
-    .unwrap();
+    let service = InProcess::serve::<fleet_postgresql::Service>(env)
+        .await
+        .unwrap();
     let mut client = addon_client(service.addr.port(), Some(&secrets.token))
         .await
         .unwrap();

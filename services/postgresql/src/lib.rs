@@ -16,7 +16,9 @@ use std::future::Future;
 
 use fleet_shared::{
     addon::serve_addon,
+    config::{CommonConfig, ConfigError, EnvReader},
     server::{GrpcServer, ServeError},
+    service::{FleetService, ServiceConfig},
 };
 
 use crate::{config::Config, provisioner::Provisioner};
@@ -28,4 +30,34 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     serve_addon(Provisioner::new(&config), server, shutdown).await
+}
+
+/// This service as the fleet runs it: what [`fleet_shared::service::run`] starts as the
+/// `fleet-postgresql` binary and the test kit starts in-process.
+pub struct Service;
+
+impl FleetService for Service {
+    const BINARY: &'static str = "fleet-postgresql";
+    const ENV_PREFIX: &'static str = "POSTGRESQL";
+    type Config = Config;
+    type Error = ServeError;
+
+    fn serve(
+        config: Config,
+        server: GrpcServer,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = Result<(), ServeError>> + Send {
+        serve(config, server, shutdown)
+    }
+}
+
+impl ServiceConfig for Config {
+    fn from_env(env: EnvReader) -> Result<Self, ConfigError> {
+        // The inherent reader; this only names it for the shared start.
+        Config::from_env(env)
+    }
+
+    fn common(&self) -> &CommonConfig {
+        &self.common
+    }
 }

@@ -7,11 +7,8 @@
 //! pages fairly between processes) from /proc/<pid>/smaps_rollup, and the RSS for comparison.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use fleet_redis::config::Config;
 use fleet_shared::{
-    config::EnvReader,
     proto::addon::{ProvisionRequest, RedisOptions, provision_request::Options},
-    server::GrpcServer,
     testkit::{
         bench::Samples,
         harness::{InProcess, TestSecrets, addon_client},
@@ -42,16 +39,7 @@ async fn bench(apps: usize) {
     ] {
         env.push((key.to_owned(), value));
     }
-    let config = Config::from_env(EnvReader::from_vars("REDIS", env)).unwrap();
-    let service = InProcess::start(|listener, stopped| async move {
-        let server = GrpcServer::from_listener(listener, &config.common);
-        let _ = fleet_redis::serve(config, server, async {
-            let _ = stopped.await;
-        })
-        .await;
-    })
-    .await
-    .unwrap();
+    let service = InProcess::serve::<fleet_redis::Service>(env).await.unwrap();
     let mut client = addon_client(service.addr.port(), Some(&secrets.token))
         .await
         .unwrap();

@@ -15,7 +15,9 @@ use std::future::Future;
 
 use fleet_shared::{
     addon::serve_addon,
+    config::{CommonConfig, ConfigError, EnvReader},
     server::{GrpcServer, ServeError},
+    service::{FleetService, ServiceConfig},
 };
 
 use crate::{
@@ -50,4 +52,34 @@ pub async fn serve(
         provisioner.stop_all().await;
     }
     Ok(served?)
+}
+
+/// This service as the fleet runs it: what [`fleet_shared::service::run`] starts as the
+/// `fleet-redis` binary and the test kit starts in-process.
+pub struct Service;
+
+impl FleetService for Service {
+    const BINARY: &'static str = "fleet-redis";
+    const ENV_PREFIX: &'static str = "REDIS";
+    type Config = Config;
+    type Error = StartError;
+
+    fn serve(
+        config: Config,
+        server: GrpcServer,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = Result<(), StartError>> + Send {
+        serve(config, server, shutdown)
+    }
+}
+
+impl ServiceConfig for Config {
+    fn from_env(env: EnvReader) -> Result<Self, ConfigError> {
+        // The inherent reader; this only names it for the shared start.
+        Config::from_env(env)
+    }
+
+    fn common(&self) -> &CommonConfig {
+        &self.common
+    }
 }

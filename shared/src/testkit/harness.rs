@@ -15,9 +15,13 @@ use std::{
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::{Code, Status, service::interceptor::InterceptedService, transport::Channel};
 
+use super::TestkitError;
 use crate::{
     auth::SendBearer,
+    config::EnvReader,
     proto::addon::{DeprovisionRequest, ListRequest, ProvisionRequest, addon_client::AddonClient},
+    server::GrpcServer,
+    service::{ErrorChain, FleetService, ServiceConfig},
 };
 
 /// A master key file and an API token file in a temp dir.
@@ -112,8 +116,30 @@ pub struct InProcess {
 }
 
 impl InProcess {
+    /// Serves `S` on 127.0.0.1 and a free port, configured by `env` (its `FLEET_*` variables,
+    /// read as `S`'s binary reads its environment), until [`InProcess::stop`] or drop. Fails
+    /// when the configuration is invalid; a service that fails later panics its task, so the
+    /// test's output shows why.
+    pub async fn serve<S: FleetService>(
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, TestkitError> {
+        let config = S::Config::from_env(EnvReader::from_vars(S::ENV_PREFIX, env))
+            .map_err(|error| TestkitError(format!("{}: {error}", S::BINARY)))?;
+        Self::start(|listener, stopped| async move {
+            let server = GrpcServer::from_listener(listener, config.common());
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            if let Err(error) = S::serve(config, server, shutdown).await {
+                panic!("{} failed: {}", S::BINARY, ErrorChain(&error));
+            }
+        })
+        .await
+        .map_err(|error| TestkitError(format!("cannot listen on 127.0.0.1: {error}")))
+    }
+
     /// Binds a free port and runs `serve(listener, shutdown)` on a task.
-    pub async fn start<F, Fut>(serve: F) -> std::io::Result<Self>
+    async fn start<F, Fut>(serve: F) -> std::io::Result<Self>
     where
         F: FnOnce(TcpListener, oneshot::Receiver<()>) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,

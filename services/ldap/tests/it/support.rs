@@ -6,13 +6,11 @@ use std::{
     time::Duration,
 };
 
-use fleet_ldap::config::Config;
 pub use fleet_shared::testkit::harness::{
     AddonTestClient, expect_status, provision, unique_app_id as app_id,
 };
 use fleet_shared::{
     auth::SendBearer,
-    config::EnvReader,
     proto::{
         addon::{LdapOptions, ProvisionRequest, provision_request::Options},
         directory::{
@@ -20,7 +18,6 @@ use fleet_shared::{
             ListUsersRequest, User, directory_client::DirectoryClient,
         },
     },
-    server::GrpcServer,
     testkit::{
         LdapServer,
         harness::{InProcess, TestSecrets, addon_client},
@@ -67,17 +64,7 @@ impl Service {
             ]
             .map(|(name, value)| (name.to_owned(), value)),
         );
-        let config = Config::from_env(EnvReader::from_vars("LDAP", env)).unwrap();
-        let server = InProcess::start(|listener, stopped| async move {
-            let server = GrpcServer::from_listener(listener, &config.common);
-            fleet_ldap::serve(config, server, async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        })
-        .await
-        .unwrap();
+        let server = InProcess::serve::<fleet_ldap::Service>(env).await.unwrap();
         Self { server, secrets }
     }
 

@@ -2,14 +2,11 @@
 
 use std::time::Duration;
 
-use fleet_mongodb::config::Config;
 pub use fleet_shared::testkit::harness::{
     AddonTestClient as Client, expect_status, unique_app_id as app_id,
 };
 use fleet_shared::{
-    config::EnvReader,
     proto::addon::{MongodbOptions, ProvisionRequest, provision_request::Options},
-    server::GrpcServer,
     testkit::{
         MongoServer,
         harness::{InProcess, TestSecrets, addon_client},
@@ -44,17 +41,9 @@ impl Service {
             "FLEET_MONGODB_CONNECT_TIMEOUT_SECS".to_owned(),
             "3".to_owned(),
         ));
-        let config = Config::from_env(EnvReader::from_vars("MONGODB", env)).unwrap();
-        let server = InProcess::start(|listener, stopped| async move {
-            let server = GrpcServer::from_listener(listener, &config.common);
-            fleet_mongodb::serve(config, server, async {
-                let _ = stopped.await;
-            })
+        let server = InProcess::serve::<fleet_mongodb::Service>(env)
             .await
             .unwrap();
-        })
-        .await
-        .unwrap();
         Self { server, secrets }
     }
 

@@ -2,14 +2,11 @@
 
 use std::collections::HashMap;
 
-use fleet_mysql::config::Config;
 pub use fleet_shared::testkit::harness::{
     AddonTestClient as Client, eventually, expect_status, unique_app_id as app_id,
 };
 use fleet_shared::{
-    config::EnvReader,
     proto::addon::{MysqlOptions, ProvisionRequest, provision_request::Options},
-    server::GrpcServer,
     testkit::{
         MariaDbServer,
         harness::{InProcess, TestSecrets, addon_client},
@@ -57,21 +54,10 @@ impl Service {
 
     pub async fn start_with(admin_url: &str, extra: &[(&str, &str)]) -> Self {
         let secrets = TestSecrets::new().unwrap();
-        let config = Config::from_env(EnvReader::from_vars(
-            "MYSQL",
-            service_env(&secrets, admin_url, extra),
-        ))
-        .unwrap();
-        let server = InProcess::start(|listener, stopped| async move {
-            let server = GrpcServer::from_listener(listener, &config.common);
-            fleet_mysql::serve(config, server, async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        })
-        .await
-        .unwrap();
+        let server =
+            InProcess::serve::<fleet_mysql::Service>(service_env(&secrets, admin_url, extra))
+                .await
+                .unwrap();
         Self { server, secrets }
     }
 

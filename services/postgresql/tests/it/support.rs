@@ -1,13 +1,10 @@
 //! The harness: a real PostgreSQL, the service served in-process on port 0, and clients.
 
-use fleet_postgresql::config::Config;
 pub use fleet_shared::testkit::harness::{
     AddonTestClient as Client, eventually, expect_status, unique_app_id as app_id,
 };
 use fleet_shared::{
-    config::EnvReader,
     proto::addon::{PostgresqlOptions, ProvisionRequest, provision_request::Options},
-    server::GrpcServer,
     testkit::{
         PostgresServer,
         harness::{InProcess, TestSecrets, addon_client},
@@ -62,17 +59,9 @@ impl Service {
     pub async fn start_with_env(admin_url: &str, extra: &[(&str, &str)]) -> Self {
         let secrets = TestSecrets::new().unwrap();
         let env = service_env(&secrets, admin_url, extra);
-        let config = Config::from_env(EnvReader::from_vars("POSTGRESQL", env)).unwrap();
-        let server = InProcess::start(|listener, stopped| async move {
-            let server = GrpcServer::from_listener(listener, &config.common);
-            fleet_postgresql::serve(config, server, async {
-                let _ = stopped.await;
-            })
+        let server = InProcess::serve::<fleet_postgresql::Service>(env)
             .await
             .unwrap();
-        })
-        .await
-        .unwrap();
         Self { server, secrets }
     }
 

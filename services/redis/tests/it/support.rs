@@ -6,14 +6,11 @@ use std::{
     sync::atomic::{AtomicU16, Ordering},
 };
 
-use fleet_redis::config::Config;
 pub use fleet_shared::testkit::harness::{
     AddonTestClient as Client, eventually, expect_status, unique_app_id as app_id,
 };
 use fleet_shared::{
-    config::EnvReader,
     proto::addon::{ProvisionRequest, RedisOptions, provision_request::Options},
-    server::GrpcServer,
     testkit::harness::{InProcess, TestSecrets, addon_client},
 };
 use tonic::Status;
@@ -50,17 +47,7 @@ impl Service {
         {
             env.push(((*key).to_owned(), (*value).to_owned()));
         }
-        let config = Config::from_env(EnvReader::from_vars("REDIS", env)).unwrap();
-        let server = InProcess::start(|listener, stopped| async move {
-            let server = GrpcServer::from_listener(listener, &config.common);
-            fleet_redis::serve(config, server, async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        })
-        .await
-        .unwrap();
+        let server = InProcess::serve::<fleet_redis::Service>(env).await.unwrap();
         Self { server, secrets }
     }
 
