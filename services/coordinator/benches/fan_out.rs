@@ -8,14 +8,12 @@
 //! the two manifests so drift hits both alike. Each app is uninstalled after it is measured.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use fleet_coordinator::{config::Config, manifest::json};
+use fleet_coordinator::manifest::json;
 use fleet_shared::{
     auth::SendBearer,
-    config::EnvReader,
     proto::coordinator::{
         InstallAppRequest, UninstallAppRequest, coordinator_client::CoordinatorClient,
     },
-    server::GrpcServer,
     testkit::{
         MariaDbServer, PostgresServer,
         bench::Samples,
@@ -38,14 +36,6 @@ fn main() {
     runtime.block_on(bench(&pg, &maria, rounds));
 }
 
-async fn serve<F, Fut>(serve: F) -> InProcess
-where
-    F: FnOnce(tokio::net::TcpListener, tokio::sync::oneshot::Receiver<()>) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    InProcess::start(serve).await.unwrap()
-}
-
 async fn bench(pg: &PostgresServer, maria: &MariaDbServer, rounds: usize) {
     let secrets = TestSecrets::new().unwrap();
     let env = |extra: &[(&str, String)]| {
@@ -54,63 +44,39 @@ async fn bench(pg: &PostgresServer, maria: &MariaDbServer, rounds: usize) {
         env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
         env
     };
-    let pg_config = fleet_postgresql::config::Config::from_env(EnvReader::from_vars(
-        "POSTGRESQL",
-        env(&[("FLEET_POSTGRESQL_ADMIN_URL", pg.admin_url())]),
-    ))
+    let pg_service = InProcess::serve::<fleet_postgresql::Service>(env(&[(
+        "FLEET_POSTGRESQL_ADMIN_URL",
+        pg.admin_url(),
+    )]))
+    .await
     .unwrap();
-    let pg_service = serve(|listener, stopped| async move {
-        let server = GrpcServer::from_listener(listener, &pg_config.common);
-        let _ = fleet_postgresql::serve(pg_config, server, async {
-            let _ = stopped.await;
-        })
-        .await;
-    })
-    .await;
-    let my_config = fleet_mysql::config::Config::from_env(EnvReader::from_vars(
-        "MYSQL",
-        env(&[("FLEET_MYSQL_ADMIN_URL", maria.admin_url())]),
-    ))
+    let my_service = InProcess::serve::<fleet_mysql::Service>(env(&[(
+        "FLEET_MYSQL_ADMIN_URL",
+        maria.admin_url(),
+    )]))
+    .await
     .unwrap();
-    let my_service = serve(|listener, stopped| async move {
-        let server = GrpcServer::from_listener(listener, &my_config.common);
-        let _ = fleet_mysql::serve(my_config, server, async {
-            let _ = stopped.await;
-        })
-        .await;
-    })
-    .await;
     let state = tempfile::tempdir().unwrap();
-    let config = Config::from_env(EnvReader::from_vars(
-        "COORDINATOR",
-        env(&[
-            (
-                "FLEET_COORDINATOR_POSTGRESQL_URL",
-                format!("http://{}", pg_service.addr),
-            ),
-            (
-                "FLEET_COORDINATOR_MYSQL_URL",
-                format!("http://{}", my_service.addr),
-            ),
-            (
-                "FLEET_COORDINATOR_API_ORIGIN",
-                "https://my.example.test".to_owned(),
-            ),
-            (
-                "FLEET_COORDINATOR_STATE_URL",
-                format!("sqlite://{}", state.path().join("state.db").display()),
-            ),
-        ]),
-    ))
+    let coordinator = InProcess::serve::<fleet_coordinator::Service>(env(&[
+        (
+            "FLEET_COORDINATOR_POSTGRESQL_URL",
+            format!("http://{}", pg_service.addr),
+        ),
+        (
+            "FLEET_COORDINATOR_MYSQL_URL",
+            format!("http://{}", my_service.addr),
+        ),
+        (
+            "FLEET_COORDINATOR_API_ORIGIN",
+            "https://my.example.test".to_owned(),
+        ),
+        (
+            "FLEET_COORDINATOR_STATE_URL",
+            format!("sqlite://{}", state.path().join("state.db").display()),
+        ),
+    ]))
+    .await
     .unwrap();
-    let coordinator = serve(|listener, stopped| async move {
-        let server = GrpcServer::from_listener(listener, &config.common);
-        let _ = fleet_coordinator::serve(config, server, async {
-            let _ = stopped.await;
-        })
-        .await;
-    })
-    .await;
     let channel = Channel::from_shared(format!("http://{}", coordinator.addr))
         .unwrap()
         .connect()

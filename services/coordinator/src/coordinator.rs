@@ -22,15 +22,61 @@ use crate::{
     config::Runtime,
     error::Error,
     fleet::Fleet,
+    limits::{MAX_DOMAIN_BYTES, quote},
     manifest::{INSTALL_ONLY, Manifest, json},
-    store::{AppRecord, AppState, Store},
+    store::{AppRecord, AppState, Store, StoredApp},
 };
+
+/// ListApps' page size when the caller names none.
+pub const DEFAULT_PAGE_SIZE: usize = 100;
+/// ListApps' largest page; larger requests get this many.
+pub const MAX_PAGE_SIZE: usize = 1000;
 
 /// An installed app: its record and its parsed manifest.
 #[derive(Debug, Clone)]
 pub struct InstalledApp {
     pub record: AppRecord,
     pub manifest: Manifest,
+}
+
+/// A stored manifest, parsed once: the `addons` object and what it declares.
+#[derive(Debug)]
+pub struct ParsedManifest {
+    pub addons: Struct,
+    pub manifest: Manifest,
+}
+
+/// One app as ListApps shows it.
+#[derive(Debug)]
+pub struct ListedApp {
+    pub app_id: String,
+    pub app_domain: String,
+    /// Its manifest, or why its stored record cannot be read.
+    pub manifest: Result<Arc<ParsedManifest>, String>,
+}
+
+/// A stored manifest parsed, or why it cannot be.
+type Parsed = Result<Arc<ParsedManifest>, String>;
+
+/// One page of ListApps.
+#[derive(Debug)]
+pub struct AppPage {
+    pub apps: Vec<ListedApp>,
+    /// The token of the next page; empty on the last.
+    pub next_page_token: String,
+}
+
+/// The addons provisioned by a service that going from `old` to `new` adds, and those it
+/// drops.
+pub fn changes(old: &Manifest, new: &Manifest) -> (Vec<&'static str>, Vec<&'static str>) {
+    let only_in = |a: &Manifest, b: &Manifest| -> Vec<&'static str> {
+        a.provisioned
+            .keys()
+            .filter(|addon| !b.provisioned.contains_key(*addon))
+            .copied()
+            .collect()
+    };
+    (only_in(new, old), only_in(old, new))
 }
 
 /// The coordinator's domain.
@@ -40,6 +86,8 @@ pub struct Coordinator {
     runtime: Runtime,
     prefix: EnvPrefix,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Stored manifests already parsed, by app id, with the text they were parsed from.
+    parsed: Mutex<HashMap<String, (String, Parsed)>>,
 }
 
 impl Coordinator {
@@ -50,6 +98,7 @@ impl Coordinator {
             runtime,
             prefix,
             locks: Mutex::new(HashMap::new()),
+            parsed: Mutex::new(HashMap::new()),
         }
     }
 
@@ -58,15 +107,37 @@ impl Coordinator {
         &self.fleet
     }
 
+    /// Whether the coordinator itself can serve, which is whether its state store answers.
+    /// One addon service down only fails the calls that need it.
+    pub async fn probe(&self) -> bool {
+        self.store.ping().await
+    }
+
+    /// Probes the addon services (their states show in GetFleetStatus too); each one's
+    /// health name and whether it serves.
+    pub async fn probe_services(&self) -> Vec<(String, bool)> {
+        self.fleet.probe().await;
+        self.fleet
+            .statuses()
+            .into_iter()
+            .map(|status| (status.health_name, status.serving))
+            .collect()
+    }
+
     /// Settles every record a previous run left mid-call. Failures are logged and retried
     /// before the next call on that app.
     pub async fn recover(&self) -> Result<(), Error> {
-        for record in self.store.all().await? {
-            if record.state == AppState::Installed {
-                continue;
-            }
-            let app_id = record.app_id.clone();
+        for app_id in self.store.unsettled().await? {
             let _guard = self.lock(&app_id).await;
+            // One unreadable record must not keep the coordinator from starting.
+            let record = match self.store.get(&app_id).await {
+                Ok(Some(record)) => record,
+                Ok(None) => continue,
+                Err(error) => {
+                    tracing::error!(app_id, %error, "cannot read an interrupted call's record");
+                    continue;
+                }
+            };
             match self.settle(record).await {
                 Ok(_) => tracing::info!(app_id, "settled an interrupted call"),
                 Err(error) => {
@@ -77,7 +148,8 @@ impl Coordinator {
         Ok(())
     }
 
-    /// Installs a new app; returns it with its environment.
+    /// Installs a new app; returns it with its environment. Installing an installed app again
+    /// with the same domain and addons (a retry) returns it as installed.
     pub async fn install(
         &self,
         app_id: &str,
@@ -89,11 +161,11 @@ impl Coordinator {
         let _guard = self.lock(app.as_str()).await;
         // A record left by an install that could not be undone is settled first.
         if let Some(leftover) = self.store.get(app.as_str()).await?
-            && self.settle(leftover).await?.is_some()
+            && let Some(installed) = self.settle(leftover).await?
         {
-            return Err(Error::AlreadyExists(format!(
-                "app {app} is already installed"
-            )));
+            return self
+                .install_again(&app, app_domain, manifest, installed)
+                .await;
         }
         let addons_json = json::from_struct(addons);
         if !self
@@ -126,6 +198,29 @@ impl Coordinator {
                 Err(error)
             }
         }
+    }
+
+    /// A retried install: the installed app and its bundle if `app_domain` and `manifest` are
+    /// what it was installed with, ALREADY_EXISTS if not.
+    async fn install_again(
+        &self,
+        app: &AppId,
+        app_domain: &str,
+        manifest: Manifest,
+        record: AppRecord,
+    ) -> Result<(InstalledApp, EnvBundle), Error> {
+        let same_manifest = parse_stored(&record.addons).is_ok_and(|stored| stored == manifest);
+        if record.app_domain != app_domain || !same_manifest {
+            return Err(Error::AlreadyExists(format!(
+                "app {app} is already installed with another domain or other addons; use \
+                 UpdateApp to change its addons"
+            )));
+        }
+        let env = self
+            .provision_all(app, app_domain, &manifest.provisioned)
+            .await?;
+        tracing::info!(app_id = %app, "install retried: already installed");
+        Ok((InstalledApp { record, manifest }, env))
     }
 
     /// Applies a new manifest to an installed app: adds, re-provisions, then removes.
@@ -161,12 +256,7 @@ impl Coordinator {
                 Some(&new_json),
             )
             .await?;
-        let added: Vec<&str> = new
-            .provisioned
-            .keys()
-            .filter(|a| !old.provisioned.contains_key(*a))
-            .copied()
-            .collect();
+        let (added, removed) = changes(&old, &new);
         let env = match self
             .provision_all(&app, &record.app_domain, &new.provisioned)
             .await
@@ -189,12 +279,7 @@ impl Coordinator {
                 Some(&record.addons),
             )
             .await?;
-        let removed = old
-            .provisioned
-            .keys()
-            .filter(|a| !new.provisioned.contains_key(*a))
-            .copied();
-        if !self.deprovision_all(&app, removed).await {
+        if !self.deprovision_all(&app, removed.into_iter()).await {
             return Err(Error::Incomplete(
                 "the new addons are in place but removing a dropped addon failed; it is \
                  retried on the next call for this app"
@@ -226,16 +311,67 @@ impl Coordinator {
         self.installed(app.as_str()).await
     }
 
-    /// Every installed app.
-    pub async fn list(&self) -> Result<Vec<InstalledApp>, Error> {
-        let mut apps = Vec::new();
-        for record in self.store.all().await? {
-            if record.state != AppState::Installing {
-                let manifest = parse_stored(&record.addons)?;
-                apps.push(InstalledApp { record, manifest });
+    /// One page of installed apps, by app id: at most `page_size` (0: the default), after the
+    /// app `page_token` names (empty: from the start). A record that cannot be read is listed
+    /// with its problem.
+    pub async fn list(&self, page_size: i32, page_token: &str) -> Result<AppPage, Error> {
+        let size = match usize::try_from(page_size) {
+            Ok(0) => DEFAULT_PAGE_SIZE,
+            Ok(size) => size.min(MAX_PAGE_SIZE),
+            Err(_) => return Err(Error::invalid("page_size: must not be negative".to_owned())),
+        };
+        let after = if page_token.is_empty() {
+            None
+        } else {
+            let app_id = decode_token(page_token).ok_or_else(|| {
+                Error::invalid(
+                    "page_token: not a token from ListApps; pass next_page_token as returned"
+                        .to_owned(),
+                )
+            })?;
+            Some(app_id)
+        };
+        let mut rows = self.store.page(after.as_deref(), size + 1).await?;
+        let next_page_token = if rows.len() > size {
+            rows.truncate(size);
+            rows.last()
+                .map(|row| encode_token(&row.app_id))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let apps = rows
+            .into_iter()
+            .map(|row| {
+                let manifest = self.parse_cached(&row);
+                ListedApp {
+                    app_id: row.app_id,
+                    app_domain: row.app_domain,
+                    manifest,
+                }
+            })
+            .collect();
+        Ok(AppPage {
+            apps,
+            next_page_token,
+        })
+    }
+
+    /// `row`'s manifest, parsed once per stored text.
+    fn parse_cached(&self, row: &StoredApp) -> Parsed {
+        let cached = self.parsed.lock().ok().and_then(|parsed| {
+            parsed
+                .get(&row.app_id)
+                .filter(|(text, _)| *text == row.addons)
+                .map(|(_, manifest)| manifest.clone())
+        });
+        cached.unwrap_or_else(|| {
+            let parsed = parse_text(&row.addons).map(Arc::new);
+            if let Ok(mut cache) = self.parsed.lock() {
+                cache.insert(row.app_id.clone(), (row.addons.clone(), parsed.clone()));
             }
-        }
-        Ok(apps)
+            parsed
+        })
     }
 
     /// Removes every addon's resources, then the record. Idempotent.
@@ -259,6 +395,9 @@ impl Coordinator {
         };
         match self.settle(uninstalling).await? {
             None => {
+                if let Ok(mut cache) = self.parsed.lock() {
+                    cache.remove(app.as_str());
+                }
                 tracing::info!(app_id = %app, "uninstalled");
                 Ok(())
             }
@@ -277,6 +416,7 @@ impl Coordinator {
         addons: &Struct,
     ) -> Result<(AppId, Manifest), Error> {
         let mut problems = Vec::new();
+        let mut unlisted = 0;
         let app = AppId::parse(app_id)
             .map_err(|e| problems.push(format!("app_id: {e}")))
             .ok();
@@ -286,11 +426,14 @@ impl Coordinator {
             problems.push(format!("app_domain: {reason}"));
         }
         let manifest = Manifest::parse(addons)
-            .map_err(|found| problems.extend(found.iter().map(ToString::to_string)))
+            .map_err(|found| {
+                problems.extend(found.listed.iter().map(ToString::to_string));
+                unlisted = found.unlisted;
+            })
             .ok();
         match (app, manifest, problems.is_empty()) {
             (Some(app), Some(manifest), true) => Ok((app, manifest)),
-            _ => Err(Error::Invalid(problems)),
+            _ => Err(Error::Invalid(problems, unlisted)),
         }
     }
 
@@ -392,12 +535,8 @@ impl Coordinator {
                     .map(parse_stored)
                     .transpose()?
                     .unwrap_or_default();
-                let added = new
-                    .provisioned
-                    .keys()
-                    .filter(|a| !old.provisioned.contains_key(*a))
-                    .copied();
-                if !self.deprovision_all(&app, added).await {
+                let (added, _) = changes(&old, &new);
+                if !self.deprovision_all(&app, added.into_iter()).await {
                     return Err(unfinished());
                 }
                 self.store
@@ -413,12 +552,8 @@ impl Coordinator {
                     .map(parse_stored)
                     .transpose()?
                     .unwrap_or_default();
-                let removed = old
-                    .provisioned
-                    .keys()
-                    .filter(|a| !new.provisioned.contains_key(*a))
-                    .copied();
-                if !self.deprovision_all(&app, removed).await {
+                let (_, removed) = changes(&old, &new);
+                if !self.deprovision_all(&app, removed.into_iter()).await {
                     return Err(unfinished());
                 }
                 self.store
@@ -477,19 +612,56 @@ impl Coordinator {
 }
 
 fn parse_app_id(app_id: &str) -> Result<AppId, Error> {
-    AppId::parse(app_id).map_err(|e| Error::Invalid(vec![format!("app_id: {e}")]))
+    AppId::parse(app_id).map_err(|e| Error::invalid(format!("app_id: {e}")))
 }
 
 /// A stored manifest, validated when it was installed.
 fn parse_stored(addons: &serde_json::Value) -> Result<Manifest, Error> {
+    parse_json(addons)
+        .map(|parsed| parsed.manifest)
+        .map_err(Error::Internal)
+}
+
+/// A stored manifest's text, parsed; or why it cannot be read (for an operator).
+fn parse_text(text: &str) -> Result<ParsedManifest, String> {
+    let json =
+        serde_json::from_str(text).map_err(|e| format!("the stored manifest is not JSON: {e}"))?;
+    parse_json(&json)
+}
+
+fn parse_json(addons: &serde_json::Value) -> Result<ParsedManifest, String> {
     let addons = json::to_struct(addons)
-        .ok_or_else(|| Error::Internal("stored addons are not an object".to_owned()))?;
-    Manifest::parse(&addons).map_err(|problems| {
-        Error::Internal(format!(
-            "stored manifest no longer validates: {}",
-            problems.len()
-        ))
-    })
+        .ok_or_else(|| "the stored manifest is not a JSON object".to_owned())?;
+    let manifest = Manifest::parse(&addons).map_err(|problems| {
+        let first = problems
+            .listed
+            .first()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        format!(
+            "the stored manifest no longer validates ({} problem(s)): {first}",
+            problems.total()
+        )
+    })?;
+    Ok(ParsedManifest { addons, manifest })
+}
+
+/// The opaque page token after `app_id`: its bytes in hex.
+fn encode_token(app_id: &str) -> String {
+    app_id.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The app id a page token names, if it is one.
+fn decode_token(token: &str) -> Option<String> {
+    if !token.len().is_multiple_of(2) || token.len() > 2 * fleet_shared::app_id::MAX_APP_ID_LEN {
+        return None;
+    }
+    let bytes = (0..token.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(token.get(i..i + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    let app_id = String::from_utf8(bytes).ok()?;
+    AppId::parse(&app_id).ok().map(|_| app_id)
 }
 
 /// A DNS name: labels of letters, digits and '-', dot-separated, at most 253 characters.
@@ -505,8 +677,17 @@ fn validate_domain(domain: &str) -> Result<(), String> {
     };
     if domain.is_empty() {
         Err("is required: the app's primary domain, e.g. chat.example.com".to_owned())
-    } else if domain.len() > 253 || !domain.split('.').all(valid_label) {
-        Err(format!("{domain:?} is not a domain name"))
+    } else if domain.len() > MAX_DOMAIN_BYTES {
+        Err(format!(
+            "is {} bytes; a domain name has at most {MAX_DOMAIN_BYTES}",
+            domain.len()
+        ))
+    } else if !domain.split('.').all(valid_label) {
+        Err(format!(
+            "{} is not a domain name (dot-separated labels of letters, digits and '-', each \
+             at most 63 characters)",
+            quote(domain)
+        ))
     } else {
         Ok(())
     }

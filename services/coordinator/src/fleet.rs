@@ -29,6 +29,15 @@ use crate::config::{Config, SERVICES};
 /// How long a health probe of one service may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// The coordinator's own health name; each addon service's is this, `/`, its name.
+pub const HEALTH_NAME: &str = "fleet.coordinator.v1.Coordinator";
+
+/// The name under which the coordinator's health reports addon service `service`
+/// (`fleet.coordinator.v1.Coordinator/mysql`).
+pub fn health_name(service: &str) -> String {
+    format!("{HEALTH_NAME}/{service}")
+}
+
 /// The configured addon services.
 pub struct Fleet {
     services: BTreeMap<&'static str, Service>,
@@ -137,8 +146,8 @@ impl Fleet {
             })
     }
 
-    /// Asks every service's health; whether all serve. Remembers each answer.
-    pub async fn probe(&self) -> bool {
+    /// Asks every service's health and remembers each answer (see [`Fleet::statuses`]).
+    pub async fn probe(&self) {
         let checks = self.services.iter().map(|(name, service)| async move {
             let mut health = service.health.clone();
             let request = HealthCheckRequest {
@@ -154,16 +163,11 @@ impl Fleet {
             if let Err(reason) = &status {
                 tracing::warn!(service = name, reason, "addon service not serving");
             }
-            let ok = status.is_ok();
             if let Ok(mut slot) = service.status.write() {
                 *slot = status;
             }
-            ok
         });
-        futures::future::join_all(checks)
-            .await
-            .into_iter()
-            .all(|ok| ok)
+        futures::future::join_all(checks).await;
     }
 
     /// Every configured service with its last probe.
@@ -186,6 +190,7 @@ impl Fleet {
                     endpoint: service.endpoint.clone(),
                     serving: status.is_ok(),
                     detail: status.err().unwrap_or_default(),
+                    health_name: health_name(name),
                 }
             })
             .collect()

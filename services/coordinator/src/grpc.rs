@@ -16,7 +16,7 @@ use fleet_shared::{
 use tonic::{Request, Response, Status};
 
 use crate::{
-    coordinator::{Coordinator, InstalledApp},
+    coordinator::{AppPage, Coordinator, InstalledApp, ListedApp},
     error::Error,
     manifest::{self, json},
 };
@@ -110,10 +110,17 @@ impl CoordinatorApi for CoordinatorService {
         &self,
         request: Request<ListAppsRequest>,
     ) -> Result<Response<ListAppsResponse>, Status> {
-        let ListAppsRequest {} = request.into_inner();
-        let apps = self.coordinator.list().await?;
+        let ListAppsRequest {
+            page_size,
+            page_token,
+        } = request.into_inner();
+        let AppPage {
+            apps,
+            next_page_token,
+        } = self.coordinator.list(page_size, &page_token).await?;
         Ok(Response::new(ListAppsResponse {
-            apps: apps.into_iter().map(to_proto).collect(),
+            apps: apps.into_iter().map(listed_to_proto).collect(),
+            next_page_token,
         }))
     }
 
@@ -145,6 +152,43 @@ fn to_map(env: EnvBundle) -> std::collections::HashMap<String, String> {
 /// The wire form of an installed app: what the orchestrator must act on, no secrets.
 fn to_proto(app: InstalledApp) -> App {
     let InstalledApp { record, manifest } = app;
+    app_proto(
+        record.app_id,
+        record.app_domain,
+        json::to_struct(&record.addons),
+        manifest,
+    )
+}
+
+/// A listed app: as installed, or with the problem of its unreadable record.
+fn listed_to_proto(app: ListedApp) -> App {
+    let ListedApp {
+        app_id,
+        app_domain,
+        manifest,
+    } = app;
+    match manifest {
+        Ok(parsed) => app_proto(
+            app_id,
+            app_domain,
+            Some(parsed.addons.clone()),
+            parsed.manifest.clone(),
+        ),
+        Err(problem) => App {
+            app_id,
+            app_domain,
+            problem,
+            ..App::default()
+        },
+    }
+}
+
+fn app_proto(
+    app_id: String,
+    app_domain: String,
+    addons: Option<prost_types::Struct>,
+    manifest: manifest::Manifest,
+) -> App {
     let manifest::Manifest {
         provisioned,
         local_storage,
@@ -153,9 +197,9 @@ fn to_proto(app: InstalledApp) -> App {
         proxy_auth,
     } = manifest;
     App {
-        app_id: record.app_id,
-        app_domain: record.app_domain,
-        addons: json::to_struct(&record.addons),
+        app_id,
+        app_domain,
+        addons,
         provisioned_addons: provisioned.keys().map(|a| (*a).to_owned()).collect(),
         local_storage: local_storage.map(|storage| LocalStorage {
             enabled: true,
@@ -180,5 +224,6 @@ fn to_proto(app: InstalledApp) -> App {
             basic_auth: auth.basic_auth,
             supports_bearer_auth: auth.supports_bearer_auth,
         }),
+        problem: String::new(),
     }
 }

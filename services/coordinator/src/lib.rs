@@ -5,21 +5,25 @@
 //! Layout: [`config`] reads the environment, [`manifest`] validates the addons object (and
 //! [`manifest::cron`] the scheduler's schedules), [`fleet`] calls the addon services,
 //! [`store`] keeps app records (SQLite or PostgreSQL), [`coordinator`] is the domain,
-//! [`grpc`] the thin gRPC layer, [`error`] the one status mapping.
+//! [`grpc`] the thin gRPC layer, [`error`] the one status mapping, [`limits`] the bounds on
+//! what an app may declare and on what an error message echoes.
 
 pub mod config;
 pub mod coordinator;
 pub mod error;
 pub mod fleet;
 pub mod grpc;
+pub mod limits;
 pub mod manifest;
 pub mod store;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
 use fleet_shared::{
+    config::{CommonConfig, ConfigError, EnvReader},
     proto::coordinator::coordinator_server::CoordinatorServer,
     server::{GrpcServer, ServeError},
+    service::{FleetService, ServiceConfig},
 };
 use tonic::{server::NamedService, service::Routes};
 
@@ -28,7 +32,7 @@ use crate::{
     store::Store,
 };
 
-/// How often the addon services' health is checked.
+/// How often the addon services' health (and the coordinator's store) is checked.
 const FLEET_PROBE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Why the coordinator could not start or stopped.
@@ -60,14 +64,52 @@ pub async fn serve(
     coordinator.recover().await?;
 
     let name = <CoordinatorServer<CoordinatorService> as NamedService>::NAME;
+    // "" and the service name report the coordinator itself (its store), not the AND of the
+    // addon services: installs that do not need a down service still work. Each addon
+    // service is reported under its own name (`fleet::health_name`) and in GetFleetStatus.
     let probed = Arc::clone(&coordinator);
     server.spawn_health_probe(&[name], FLEET_PROBE_INTERVAL, move || {
         let probed = Arc::clone(&probed);
-        async move { probed.fleet().probe().await }
+        async move { probed.probe().await }
+    });
+    let probed = Arc::clone(&coordinator);
+    server.spawn_health_report(FLEET_PROBE_INTERVAL, move || {
+        let probed = Arc::clone(&probed);
+        async move { probed.probe_services().await }
     });
     let service =
         CoordinatorServer::with_interceptor(CoordinatorService::new(coordinator), server.auth());
     Ok(server
         .serve(Routes::new(service), &[name], shutdown)
         .await?)
+}
+
+/// This service as the fleet runs it: what [`fleet_shared::service::run`] starts as the
+/// `fleet-coordinator` binary and the test kit starts in-process.
+pub struct Service;
+
+impl FleetService for Service {
+    const BINARY: &'static str = "fleet-coordinator";
+    const ENV_PREFIX: &'static str = "COORDINATOR";
+    type Config = Config;
+    type Error = StartError;
+
+    fn serve(
+        config: Config,
+        server: GrpcServer,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = Result<(), StartError>> + Send {
+        serve(config, server, shutdown)
+    }
+}
+
+impl ServiceConfig for Config {
+    fn from_env(env: EnvReader) -> Result<Self, ConfigError> {
+        // The inherent reader; this only names it for the shared start.
+        Config::from_env(env)
+    }
+
+    fn common(&self) -> &CommonConfig {
+        &self.common
+    }
 }

@@ -1,35 +1,6 @@
 //! `fleet-coordinator`: configuration from the environment, JSON logs, then serve until
 //! SIGTERM.
 
-use std::process::ExitCode;
-
-use fleet_coordinator::config::Config;
-use fleet_shared::{config::EnvReader, server::GrpcServer, shutdown::shutdown_signal, telemetry};
-
-#[tokio::main]
-async fn main() -> ExitCode {
-    let config = match Config::from_env(EnvReader::from_process("COORDINATOR")) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("fleet-coordinator: {error}");
-            return ExitCode::from(2);
-        }
-    };
-    if let Err(error) = telemetry::init(&config.common.log_filter) {
-        eprintln!("fleet-coordinator: {error}");
-        return ExitCode::from(2);
-    }
-    match run(config).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "fleet-coordinator failed");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn run(config: Config) -> anyhow::Result<()> {
-    let server = GrpcServer::bind(&config.common).await?;
-    fleet_coordinator::serve(config, server, shutdown_signal()).await?;
-    Ok(())
+fn main() -> std::process::ExitCode {
+    fleet_shared::service::run::<fleet_coordinator::Service>()
 }

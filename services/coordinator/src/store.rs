@@ -62,6 +62,16 @@ pub struct AppRecord {
     pub state: AppState,
 }
 
+/// An installed app's row as ListApps reads it: the manifest as stored text, parsed by the
+/// caller (once, however often it is listed).
+#[derive(Debug, Clone)]
+pub struct StoredApp {
+    pub app_id: String,
+    pub app_domain: String,
+    /// The installed manifest's `addons` (JSON text, as stored).
+    pub addons: String,
+}
+
 /// The app records.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -97,6 +107,11 @@ impl Store {
         Ok(Self { pool })
     }
 
+    /// Whether the store answers.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
     /// Records a new app as installing; `false` if the app id is already taken.
     pub async fn begin_install(
         &self,
@@ -129,14 +144,35 @@ impl Store {
         row.map(record).transpose()
     }
 
-    /// Every record, sorted by app id.
-    pub async fn all(&self) -> Result<Vec<AppRecord>, Error> {
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT app_id, app_domain, addons, pending_addons, state FROM apps ORDER BY app_id",
+    /// The ids of apps a call left unfinished (any state but installed), sorted.
+    pub async fn unsettled(&self) -> Result<Vec<String>, Error> {
+        Ok(
+            sqlx::query_scalar("SELECT app_id FROM apps WHERE state <> $1 ORDER BY app_id")
+                .bind(AppState::Installed.as_str())
+                .fetch_all(&self.pool)
+                .await?,
         )
+    }
+
+    /// Up to `limit` apps that are not being installed, sorted by app id, after `after`.
+    pub async fn page(&self, after: Option<&str>, limit: usize) -> Result<Vec<StoredApp>, Error> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT app_id, app_domain, addons FROM apps WHERE app_id > $1 AND state <> $2 \
+             ORDER BY app_id LIMIT $3",
+        )
+        .bind(after.unwrap_or_default())
+        .bind(AppState::Installing.as_str())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter().map(record).collect()
+        Ok(rows
+            .into_iter()
+            .map(|(app_id, app_domain, addons)| StoredApp {
+                app_id,
+                app_domain,
+                addons,
+            })
+            .collect())
     }
 
     /// Sets the app's state, installed manifest and pending manifest.

@@ -5,6 +5,8 @@
 //! Hand-written on purpose: cron crates use the usual 1-12 months and accept seconds or names,
 //! which the platform rejects.
 
+use crate::limits::quote;
+
 /// The fields in order, with their allowed ranges.
 const FIELDS: [(&str, u32, u32); 5] = [
     ("minute", 0, 59),
@@ -27,7 +29,7 @@ pub fn validate(schedule: &str) -> Result<(), String> {
     for (field, (name, min, max)) in fields.iter().zip(FIELDS) {
         for item in field.split(',') {
             validate_item(item, min, max)
-                .map_err(|reason| format!("{name} field {field:?}: {reason}"))?;
+                .map_err(|reason| format!("{name} field {}: {reason}", quote(field)))?;
         }
     }
     Ok(())
@@ -67,10 +69,10 @@ fn validate_item(item: &str, min: u32, max: u32) -> Result<(), String> {
 
 fn number(text: &str) -> Result<u32, String> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("{text:?} is not a number"));
+        return Err(format!("{} is not a number", quote(text)));
     }
     text.parse()
-        .map_err(|_| format!("{text:?} is not a number"))
+        .map_err(|_| format!("{} is not a number", quote(text)))
 }
 
 #[cfg(test)]

@@ -14,6 +14,14 @@ use fleet_shared::proto::addon::{
 };
 use prost_types::{Struct, Value, value::Kind};
 
+use crate::limits::{
+    MAX_MANIFEST_BYTES, MAX_MANIFEST_VALUES, MAX_OPTION_BYTES, MAX_SCHEDULER_TASKS,
+    MAX_TASK_NAME_BYTES, quote, segment,
+};
+
+/// Most problems kept in memory for one manifest; the rest are only counted.
+const MAX_KEPT_PROBLEMS: usize = 100;
+
 /// Where the tls addon's files appear in the app's container.
 pub const TLS_CERT_PATH: &str = "/etc/certs/tls_cert.pem";
 /// See [`TLS_CERT_PATH`].
@@ -64,6 +72,22 @@ pub struct Problem {
     pub reason: String,
 }
 
+/// Why a manifest is invalid: its first problems, and how many more were found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Problems {
+    /// The first problems, in the order found.
+    pub listed: Vec<Problem>,
+    /// Problems found beyond `listed`.
+    pub unlisted: usize,
+}
+
+impl Problems {
+    /// Every problem found.
+    pub fn total(&self) -> usize {
+        self.listed.len() + self.unlisted
+    }
+}
+
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.path, self.reason)
@@ -93,12 +117,27 @@ pub const ADDONS: [&str; 15] = [
 pub const INSTALL_ONLY: [&str; 2] = ["ldap", "proxyAuth"];
 
 impl Manifest {
-    /// Validates `addons`, collecting every problem.
-    pub fn parse(addons: &Struct) -> Result<Self, Vec<Problem>> {
+    /// Validates `addons`, collecting every problem (keeping the first ones).
+    pub fn parse(addons: &Struct) -> Result<Self, Problems> {
         let mut parser = Parser::default();
         let mut manifest = Self::default();
+        let (values, bytes) = measure(addons);
+        if values > MAX_MANIFEST_VALUES {
+            parser.problem(
+                "addons",
+                format!(
+                    "has {values} keys and list items; at most {MAX_MANIFEST_VALUES} are accepted"
+                ),
+            );
+        }
+        if bytes > MAX_MANIFEST_BYTES {
+            parser.problem(
+                "addons",
+                format!("is {bytes} bytes; at most {MAX_MANIFEST_BYTES} are accepted"),
+            );
+        }
         for (name, value) in &addons.fields {
-            let path = format!("addons.{name}");
+            let path = format!("addons.{}", segment(name));
             let Some(options) = parser.object(&path, value) else {
                 continue;
             };
@@ -172,14 +211,18 @@ impl Manifest {
                 unknown => {
                     parser.problem(
                         &path,
-                        format!("unknown addon {unknown:?}; known: {}", ADDONS.join(", ")),
+                        format!(
+                            "unknown addon {}; known: {}",
+                            quote(unknown),
+                            ADDONS.join(", ")
+                        ),
                     );
                     continue;
                 }
             }
             o.reject_unread();
         }
-        if parser.problems.is_empty() {
+        if parser.problems.total() == 0 {
             Ok(manifest)
         } else {
             Err(parser.problems)
@@ -210,17 +253,42 @@ impl Manifest {
     }
 }
 
+/// How many values (object keys and list items, at any depth) `object` holds, and roughly
+/// how many bytes (keys and strings, 8 per number or boolean).
+fn measure(object: &Struct) -> (usize, usize) {
+    fn measure_value(value: &Value) -> (usize, usize) {
+        match &value.kind {
+            None | Some(Kind::NullValue(_)) => (0, 4),
+            Some(Kind::NumberValue(_) | Kind::BoolValue(_)) => (0, 8),
+            Some(Kind::StringValue(text)) => (0, text.len()),
+            Some(Kind::ListValue(list)) => list.values.iter().fold((0, 0), |(n, b), item| {
+                let (items, bytes) = measure_value(item);
+                (n + 1 + items, b + bytes)
+            }),
+            Some(Kind::StructValue(object)) => measure(object),
+        }
+    }
+    object.fields.iter().fold((0, 0), |(n, b), (key, item)| {
+        let (items, bytes) = measure_value(item);
+        (n + 1 + items, b + key.len() + bytes)
+    })
+}
+
 #[derive(Default)]
 struct Parser {
-    problems: Vec<Problem>,
+    problems: Problems,
 }
 
 impl Parser {
     fn problem(&mut self, path: &str, reason: impl Into<String>) {
-        self.problems.push(Problem {
-            path: path.to_owned(),
-            reason: reason.into(),
-        });
+        if self.problems.listed.len() < MAX_KEPT_PROBLEMS {
+            self.problems.listed.push(Problem {
+                path: path.to_owned(),
+                reason: reason.into(),
+            });
+        } else {
+            self.problems.unlisted += 1;
+        }
     }
 
     fn object<'v>(&mut self, path: &str, value: &'v Value) -> Option<&'v Struct> {
@@ -257,7 +325,7 @@ impl<'p, 'v> OptionReader<'p, 'v> {
     }
 
     fn problem(&mut self, option: &str, reason: impl Into<String>) {
-        let path = format!("{}.{option}", self.path);
+        let path = format!("{}.{}", self.path, segment(option));
         self.parser.problem(&path, reason);
     }
 
@@ -281,6 +349,10 @@ impl<'p, 'v> OptionReader<'p, 'v> {
     fn string(&mut self, option: &'static str) -> Option<String> {
         match self.get(option) {
             None | Some(Kind::NullValue(_)) => None,
+            Some(Kind::StringValue(value)) if value.len() > MAX_OPTION_BYTES => {
+                self.problem(option, too_long(value));
+                None
+            }
             Some(Kind::StringValue(value)) => Some(value.clone()),
             Some(other) => {
                 let got = kind_name(&Some(other.clone()));
@@ -297,6 +369,9 @@ impl<'p, 'v> OptionReader<'p, 'v> {
                 let mut strings = Vec::new();
                 for (index, item) in list.values.iter().enumerate() {
                     match &item.kind {
+                        Some(Kind::StringValue(value)) if value.len() > MAX_OPTION_BYTES => {
+                            self.problem(&format!("{option}[{index}]"), too_long(value));
+                        }
                         Some(Kind::StringValue(value)) => strings.push(value.clone()),
                         other => {
                             let reason = format!("must be a string, got {}", kind_name(other));
@@ -324,8 +399,10 @@ impl<'p, 'v> OptionReader<'p, 'v> {
             .collect();
         for uri in &login_redirect_uris {
             if !(uri.starts_with('/') || uri.contains(":/")) {
-                let reason =
-                    format!("{uri:?} must be a path (\"/callback\") or a URI with a scheme");
+                let reason = format!(
+                    "{} must be a path (\"/callback\") or a URI with a scheme",
+                    quote(uri)
+                );
                 self.problem("loginRedirectUri", reason);
             }
         }
@@ -341,7 +418,7 @@ impl<'p, 'v> OptionReader<'p, 'v> {
             Some("RS256") => TokenSignatureAlgorithm::Rs256,
             Some("EdDSA") => TokenSignatureAlgorithm::Eddsa,
             Some(other) => {
-                let reason = format!("must be \"RS256\" or \"EdDSA\", got {other:?}");
+                let reason = format!("must be \"RS256\" or \"EdDSA\", got {}", quote(other));
                 self.problem("tokenSignatureAlgorithm", reason);
                 TokenSignatureAlgorithm::Unspecified
             }
@@ -395,9 +472,28 @@ impl<'p, 'v> OptionReader<'p, 'v> {
     fn tasks(&mut self) -> BTreeMap<String, ScheduledTask> {
         let mut tasks = BTreeMap::new();
         let all: Vec<(&'v String, &'v Value)> = self.fields.iter().collect();
+        if all.len() > MAX_SCHEDULER_TASKS {
+            let path = self.path.to_owned();
+            self.parser.problem(
+                &path,
+                format!(
+                    "has {} tasks; at most {MAX_SCHEDULER_TASKS} are accepted",
+                    all.len()
+                ),
+            );
+        }
         for (name, value) in all {
             // Task names are the scheduler object's keys: all of them are read.
-            let path = format!("{}.{name}", self.path);
+            let path = format!("{}.{}", self.path, segment(name));
+            if name.len() > MAX_TASK_NAME_BYTES {
+                self.parser.problem(
+                    &path,
+                    format!(
+                        "the task name is {} bytes; at most {MAX_TASK_NAME_BYTES} are accepted",
+                        name.len()
+                    ),
+                );
+            }
             let Some(task) = self.parser.object(&path, value) else {
                 continue;
             };
@@ -445,6 +541,13 @@ impl<'p, 'v> OptionReader<'p, 'v> {
     }
 }
 
+fn too_long(value: &str) -> String {
+    format!(
+        "is {} bytes; at most {MAX_OPTION_BYTES} are accepted",
+        value.len()
+    )
+}
+
 fn kind_name(kind: &Option<Kind>) -> &'static str {
     match kind {
         None | Some(Kind::NullValue(_)) => "null",
@@ -464,7 +567,7 @@ mod tests {
 
     fn parse(value: serde_json::Value) -> Result<Manifest, Vec<String>> {
         let addons = json::to_struct(&value).unwrap_or_default();
-        Manifest::parse(&addons).map_err(|p| p.iter().map(ToString::to_string).collect())
+        Manifest::parse(&addons).map_err(|p| p.listed.iter().map(ToString::to_string).collect())
     }
 
     #[test]

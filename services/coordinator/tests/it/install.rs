@@ -68,12 +68,16 @@ async fn one_manifest_in_one_bundle_out_with_working_urls() {
     assert_eq!(recorded.tls.unwrap().cert_path, "/etc/certs/tls_cert.pem");
     assert!(recorded.proxy_auth.is_none());
     let listed = client
-        .list_apps(ListAppsRequest {})
+        .list_apps(ListAppsRequest::default())
         .await
         .unwrap()
         .into_inner()
         .apps;
-    assert!(listed.iter().any(|a| a.app_id == app));
+    assert!(
+        listed
+            .iter()
+            .any(|a| a.app_id == app && a.problem.is_empty())
+    );
 
     // StartApp re-runs setup and hands out the same bundle.
     let started = client
@@ -151,7 +155,7 @@ async fn a_stopped_service_fails_the_install_and_leaves_nothing() {
     );
     assert_eq!(backend_traces(&app).await, NOTHING);
 
-    // The coordinator says which service is down, and is NOT_SERVING meanwhile.
+    // The coordinator says which service is down, under which health name.
     let down = eventually(std::time::Duration::from_secs(15), || {
         let mut client = client.clone();
         async move {
@@ -160,14 +164,14 @@ async fn a_stopped_service_fails_the_install_and_leaves_nothing() {
                 .await
                 .unwrap()
                 .into_inner();
-            status
+            status.services.iter().any(|s| {
+                s.service == "mysql"
+                    && !s.serving
+                    && s.health_name == "fleet.coordinator.v1.Coordinator/mysql"
+            }) && status
                 .services
                 .iter()
-                .any(|s| s.service == "mysql" && !s.serving)
-                && status
-                    .services
-                    .iter()
-                    .any(|s| s.service == "postgresql" && s.serving)
+                .any(|s| s.service == "postgresql" && s.serving)
         }
     })
     .await;
@@ -178,17 +182,53 @@ async fn a_stopped_service_fails_the_install_and_leaves_nothing() {
             .connect()
             .await
             .unwrap();
-    let health = HealthClient::new(channel)
-        .check(HealthCheckRequest {
-            service: "fleet.coordinator.v1.Coordinator".to_owned(),
+    // The coordinator itself still serves: one addon service down fails only what needs it.
+    let mut health = HealthClient::new(channel);
+    for name in ["", "fleet.coordinator.v1.Coordinator"] {
+        let answer = health
+            .check(HealthCheckRequest {
+                service: name.to_owned(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            answer.status,
+            health_check_response::ServingStatus::Serving as i32,
+            "health of {name:?}"
+        );
+    }
+    // Each addon service under its own health name: mysql down, postgresql up.
+    for (name, expected) in [
+        (
+            "fleet.coordinator.v1.Coordinator/mysql",
+            health_check_response::ServingStatus::NotServing,
+        ),
+        (
+            "fleet.coordinator.v1.Coordinator/postgresql",
+            health_check_response::ServingStatus::Serving,
+        ),
+    ] {
+        let reached = eventually(std::time::Duration::from_secs(15), || {
+            let mut health = health.clone();
+            async move {
+                health
+                    .check(HealthCheckRequest {
+                        service: name.to_owned(),
+                    })
+                    .await
+                    .is_ok_and(|answer| answer.into_inner().status == expected as i32)
+            }
         })
+        .await;
+        assert!(reached, "health of {name:?} is not {expected:?}");
+    }
+    let without_mysql = app_id("nomysql");
+    let reply = install(&mut client, &without_mysql, json!({"postgresql": {}}))
         .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        health.status,
-        health_check_response::ServingStatus::NotServing as i32
-    );
+        .unwrap();
+    assert!(reply.env.contains_key("CLOUDRON_POSTGRESQL_URL"));
+    uninstall(&mut client, &without_mysql).await.unwrap();
     coordinator.stop().await;
 }
 
@@ -196,6 +236,36 @@ mod tonic_health_pb {
     pub use tonic_health::pb::{
         HealthCheckRequest, health_check_response, health_client::HealthClient,
     };
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retried_install_with_the_same_manifest_returns_the_app() {
+    let services = Services::start().await;
+    let coordinator = Coordinator::start(&services).await;
+    let mut client = coordinator.client().await;
+    let app = app_id("retry");
+    let manifest = json!({"postgresql": {}, "tls": {}});
+    let first = install(&mut client, &app, manifest.clone()).await.unwrap();
+    // The caller's first call timed out; its retry finds the app installed and gets it.
+    let again = install(&mut client, &app, manifest).await.unwrap();
+    assert_eq!(again.env, first.env);
+    assert_eq!(again.app, first.app);
+    // A different manifest, or domain, is another app: refused as before.
+    expect_status(
+        install(&mut client, &app, json!({"postgresql": {}})).await,
+        Code::AlreadyExists,
+        "already installed",
+    );
+    let other_domain = client
+        .install_app(fleet_shared::proto::coordinator::InstallAppRequest {
+            app_id: app.clone(),
+            app_domain: "elsewhere.example.test".to_owned(),
+            addons: Some(addons(json!({"postgresql": {}, "tls": {}}))),
+        })
+        .await;
+    expect_status(other_domain, Code::AlreadyExists, "already installed");
+    uninstall(&mut client, &app).await.unwrap();
+    coordinator.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -218,7 +288,10 @@ async fn two_hundred_concurrent_installs_of_distinct_apps_all_succeed() {
     );
     let mut client = client;
     let listed = client
-        .list_apps(ListAppsRequest {})
+        .list_apps(ListAppsRequest {
+            page_size: 1000,
+            page_token: String::new(),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -247,11 +320,18 @@ async fn calls_on_one_app_are_serialized() {
     let services = Services::start().await;
     let coordinator = Coordinator::start(&services).await;
     let client = coordinator.client().await;
+    // Four installs of different manifests: one wins, the others find it installed.
     let app = app_id("race");
-    let results = join_all((0..4).map(|_| {
+    let manifests = [
+        json!({"mysql": {}}),
+        json!({"postgresql": {}}),
+        json!({"mysql": {}, "tls": {}}),
+        json!({"mysql": {}, "postgresql": {}}),
+    ];
+    let results = join_all(manifests.into_iter().map(|manifest| {
         let mut client = client.clone();
         let app = app.clone();
-        async move { install(&mut client, &app, json!({"mysql": {}})).await }
+        async move { install(&mut client, &app, manifest).await }
     }))
     .await;
     let ok = results.iter().filter(|r| r.is_ok()).count();
@@ -262,5 +342,17 @@ async fn calls_on_one_app_are_serialized() {
     assert_eq!((ok, exists), (1, 3), "{results:?}");
     let mut client = client;
     uninstall(&mut client, &app).await.unwrap();
+
+    // Four installs of one manifest (retries racing): one installs, the others get that app.
+    let results = join_all((0..4).map(|_| {
+        let mut client = client.clone();
+        let app = app.clone();
+        async move { install(&mut client, &app, json!({"mysql": {}})).await }
+    }))
+    .await;
+    let envs: Vec<_> = results.into_iter().map(|r| r.unwrap().env).collect();
+    assert!(envs.iter().all(|env| *env == envs[0]));
+    uninstall(&mut client, &app).await.unwrap();
+    assert_eq!(backend_traces(&app).await, NOTHING);
     coordinator.stop().await;
 }

@@ -6,6 +6,8 @@
 mod support;
 
 mod install;
+mod limits;
+mod paging;
 mod recovery;
 mod update;
 mod validation;

@@ -2,17 +2,14 @@
 
 use std::collections::HashMap;
 
-use fleet_coordinator::config::Config;
 pub use fleet_shared::testkit::harness::{eventually, expect_status, unique_app_id as app_id};
 use fleet_shared::{
     AppId,
     auth::SendBearer,
-    config::EnvReader,
     proto::coordinator::{
         GetAppRequest, InstallAppRequest, InstallAppResponse, UninstallAppRequest,
         coordinator_client::CoordinatorClient,
     },
-    server::GrpcServer,
     testkit::{
         MariaDbServer, PostgresServer,
         harness::{InProcess, TestSecrets},
@@ -48,33 +45,14 @@ impl Services {
             "FLEET_POSTGRESQL_ADMIN_URL".to_owned(),
             postgres().admin_url(),
         ));
-        let pg_config =
-            fleet_postgresql::config::Config::from_env(EnvReader::from_vars("POSTGRESQL", pg_env))
-                .unwrap();
-        let postgresql = InProcess::start(|listener, stopped| async move {
-            let server = GrpcServer::from_listener(listener, &pg_config.common);
-            fleet_postgresql::serve(pg_config, server, async {
-                let _ = stopped.await;
-            })
+        let postgresql = InProcess::serve::<fleet_postgresql::Service>(pg_env)
             .await
             .unwrap();
-        })
-        .await
-        .unwrap();
         let mut my_env = secrets.common_env();
         my_env.push(("FLEET_MYSQL_ADMIN_URL".to_owned(), mariadb().admin_url()));
-        let my_config =
-            fleet_mysql::config::Config::from_env(EnvReader::from_vars("MYSQL", my_env)).unwrap();
-        let mysql = InProcess::start(|listener, stopped| async move {
-            let server = GrpcServer::from_listener(listener, &my_config.common);
-            fleet_mysql::serve(my_config, server, async {
-                let _ = stopped.await;
-            })
+        let mysql = InProcess::serve::<fleet_mysql::Service>(my_env)
             .await
             .unwrap();
-        })
-        .await
-        .unwrap();
         let ports = (postgresql.addr.port(), mysql.addr.port());
         Self {
             secrets,
@@ -137,17 +115,9 @@ impl Coordinator {
         state: tempfile::TempDir,
     ) -> Self {
         let env = services.coordinator_env(state_url, &[]);
-        let config = Config::from_env(EnvReader::from_vars("COORDINATOR", env)).unwrap();
-        let server = InProcess::start(|listener, stopped| async move {
-            let server = GrpcServer::from_listener(listener, &config.common);
-            fleet_coordinator::serve(config, server, async {
-                let _ = stopped.await;
-            })
+        let server = InProcess::serve::<fleet_coordinator::Service>(env)
             .await
             .unwrap();
-        })
-        .await
-        .unwrap();
         Self {
             server,
             token: services.secrets.token.clone(),
