@@ -3,9 +3,11 @@
 #   - installs missing Debian packages and tools (deploy/install-deps.sh),
 #   - creates .fleet/master.key and .fleet/token on first run (kept across runs),
 #   - starts a private PostgreSQL on 127.0.0.1 (data under .fleet/postgresql, kept),
+#   - starts a private MariaDB on 127.0.0.1 (data under .fleet/mariadb, kept),
 #   - builds and starts every service, and prints how to call them.
 # Ctrl-C (or SIGTERM) stops the services (they drain), then the backends.
-#   - starts a private MariaDB on 127.0.0.1 (data under .fleet/mariadb, kept),
+# Secrets reach the services and backends only as files (FLEET_*_FILE, cluster.sh PASSWORD_FILE),
+# never in an environment variable or on a command line, where other local users could read them.
 # Ports can be moved with FLEET_UP_PG_PORT (55432), FLEET_UP_MARIADB_PORT (53306),
 # FLEET_UP_POSTGRESQL_PORT (50052), FLEET_UP_MYSQL_PORT (50051) and
 # FLEET_UP_COORDINATOR_PORT (50050), FLEET_UP_REDIS_PORT (50054; app instances take ports
@@ -14,8 +16,8 @@
 # data under .fleet/ldap) and FLEET_UP_LDAP_PORT (50055). The coordinator keeps its app records
 # in .fleet/coordinator.db (SQLite). As root, slapd runs as user openldap and SecantusDB as
 # user fleet-mongodb, each in a directory only it can enter. SecantusDB is a MongoDB STAND-IN
-# for development and tests only: it does not enforce all of its own access control (README:
-# the mongodb addon, which also says how to point the service at a real MongoDB).
+# for development and tests only: it does not enforce all of its own access control
+# (services/mongodb/README.md, which also says how to point the service at a real MongoDB).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 state="$root/.fleet"
@@ -106,7 +108,7 @@ say "WARNING: SecantusDB is a MongoDB stand-in for development and tests only. I
 say "WARNING: enforce all of its own access control (an app can write other apps' databases"
 say "WARNING: through bulkWrite, move collections into them, kill every session). Do not hold"
 say "WARNING: real data in it; point fleet-mongodb at a real MongoDB (FLEET_MONGODB_ADMIN_URL,"
-say "WARNING: README: the mongodb addon)."
+say "WARNING: services/mongodb/README.md)."
 "$root/deploy/mongodb/cluster.sh" run "$mongo_dir" "$mongo_port" >"$mongo_dir/server.log" 2>&1 &
 track $! TERM
 wait_port SecantusDB "$mongo_port" "${pids[0]}"
@@ -132,7 +134,8 @@ bin="$root/target/release"
 common=(FLEET_MASTER_KEY_FILE="$state/master.key" FLEET_API_TOKEN_FILE="$state/token")
 
 env "${common[@]}" FLEET_LISTEN="127.0.0.1:$postgresql_port" \
-    FLEET_POSTGRESQL_ADMIN_URL="postgres://postgres:$(cat "$pg_dir/superuser-password")@127.0.0.1:$pg_port/postgres" \
+    FLEET_POSTGRESQL_ADMIN_URL="postgres://postgres@127.0.0.1:$pg_port/postgres" \
+    FLEET_POSTGRESQL_ADMIN_PASSWORD_FILE="$pg_dir/superuser-password" \
     "$bin/fleet-postgresql" &
 track $! TERM
 wait_port fleet-postgresql "$postgresql_port" "${pids[0]}"

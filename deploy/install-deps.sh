@@ -5,7 +5,9 @@
 set -euo pipefail
 
 packages=(
-    # PostgreSQL with the extensions the postgresql addon whitelists, and pgextwlist.
+    # PostgreSQL with the extensions the postgresql addon whitelists, and pgextwlist, for one
+    # major version (15); deploy/postgresql/cluster.sh runs the newest server that has
+    # pgextwlist, so another server installed next to it is left alone.
     postgresql postgresql-contrib postgresql-15-pgextwlist postgresql-15-postgis-3
     postgresql-15-postgis-3-scripts postgresql-15-pgrouting postgresql-15-ogr-fdw
     # MariaDB, standing in for MySQL 8 behind the mysql addon.

@@ -7,7 +7,7 @@
 #   cluster.sh init DIR PASSWORD_FILE   create DIR/data and the admin user `root` (role root)
 #   cluster.sh run DIR PORT [--flag]... exec the server with --auth on 127.0.0.1:PORT
 # SecantusDB is a STAND-IN for development and tests only: it does not enforce all of its own
-# access control (README: the mongodb addon). Production points the service at a real mongod.
+# access control (services/mongodb/README.md). Production points the service at a real mongod.
 #
 # As root, the server runs as the unprivileged user fleet-mongodb, never as root, with umask
 # 077; DIR (data, password file, logs) belongs to that user, mode 0700. The venv is built from

@@ -12,8 +12,43 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 whitelist_file="$here/../../services/postgresql/extension-whitelist.txt"
-bindir=${PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
-[ -x "$bindir/postgres" ] || { echo "cluster.sh: no PostgreSQL server found (run deploy/install-deps.sh)" >&2; exit 1; }
+
+# The server: the newest installed PostgreSQL that has pgextwlist. deploy/install-deps.sh
+# installs pgextwlist and the whitelisted extensions for one major version only, and a newer
+# server without them must not be picked just for being newer. pgextwlist is looked for where
+# `local_preload_libraries` loads it from, `$libdir/plugins/`. PG_BINDIR overrides the choice
+# and must have pgextwlist too. Only init and run need a server (guard only writes files).
+pgextwlist_of() { # BINDIR: where that server loads pgextwlist from
+    local libdir
+    libdir=$("$1/pg_config" --pkglibdir 2>/dev/null) || libdir="$1/../lib"
+    echo "$libdir/plugins/pgextwlist.so"
+}
+find_bindir() {
+    local dir
+    if [ -n "${PG_BINDIR:-}" ]; then
+        bindir=$PG_BINDIR
+        [ -x "$bindir/postgres" ] || { echo "cluster.sh: PG_BINDIR=$bindir holds no postgres binary" >&2; exit 1; }
+        [ -e "$(pgextwlist_of "$bindir")" ] || {
+            echo "cluster.sh: the PostgreSQL of PG_BINDIR=$bindir has no pgextwlist ($(pgextwlist_of "$bindir")):" \
+                "install postgresql-<version>-pgextwlist for it, or point PG_BINDIR at a server that has it" >&2
+            exit 1
+        }
+        return
+    fi
+    bindir=
+    for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V); do
+        if [ -x "$dir/postgres" ] && [ -e "$(pgextwlist_of "$dir")" ]; then bindir=$dir; fi
+    done
+    [ -n "$bindir" ] || {
+        echo "cluster.sh: no installed PostgreSQL server has pgextwlist" \
+            "(looked for /usr/lib/postgresql/<version>/lib/plugins/pgextwlist.so; servers found:" \
+            "$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | paste -sd' ' - || true))." \
+            "Run deploy/install-deps.sh, or install postgresql-<version>-pgextwlist for your server" \
+            "(and the extensions of services/postgresql/extension-whitelist.txt)," \
+            "or set PG_BINDIR=/usr/lib/postgresql/<version>/bin" >&2
+        exit 1
+    }
+}
 
 as_postgres() {
     if [ "$(id -u)" = 0 ]; then
@@ -66,6 +101,7 @@ write_guard() {
 case "${1:-}" in
 init)
     dir=$2 password_file=$3
+    find_bindir
     own_dir "$dir"
     if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$password_file"; fi
     cd "$dir"
@@ -75,6 +111,7 @@ init)
 run)
     dir=$2 port=$3
     shift 3
+    find_bindir
     write_hba "$dir"
     write_guard "$dir/extwlist"
     own_dir "$dir"
