@@ -10,6 +10,7 @@ use tonic::{Request, Response, Status, server::NamedService, service::Routes};
 use crate::{
     AppId,
     env_bundle::EnvBundle,
+    error::{AddonError, Origin},
     proto::addon::{
         DeprovisionRequest, DeprovisionResponse, ListRequest, ListResponse, ProvisionRequest,
         ProvisionResponse,
@@ -25,20 +26,20 @@ const HEALTH_PROBE_INTERVAL: Duration = Duration::from_secs(5);
 pub trait AddonBackend: Send + Sync + 'static {
     /// The addon's manifest name ("postgresql"); Deprovision calls must name it.
     const ADDON: &'static str;
+    /// The backend as UNAVAILABLE messages name it ("PostgreSQL"); see [`Origin::backend`].
+    const BACKEND: Option<&'static str>;
     /// A validated Provision request.
-    type Spec: TryFrom<ProvisionRequest, Error = Self::Error> + Send + 'static;
-    /// The crate's error type, mapped to a status in one place.
-    type Error: From<InvalidField> + From<tokio::task::JoinError> + Into<Status> + Send + 'static;
+    type Spec: TryFrom<ProvisionRequest, Error = AddonError> + Send + 'static;
 
     /// Creates or updates the app's resources; returns its variables.
     fn provision(
         &self,
         spec: Self::Spec,
-    ) -> impl Future<Output = Result<EnvBundle, Self::Error>> + Send;
+    ) -> impl Future<Output = Result<EnvBundle, AddonError>> + Send;
     /// Removes the app's resources and data; succeeds if they are gone.
-    fn deprovision(&self, app: AppId) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    fn deprovision(&self, app: AppId) -> impl Future<Output = Result<(), AddonError>> + Send;
     /// The apps that have resources here, sorted.
-    fn list(&self) -> impl Future<Output = Result<Vec<String>, Self::Error>> + Send;
+    fn list(&self) -> impl Future<Output = Result<Vec<String>, AddonError>> + Send;
     /// Whether the backend can be reached now.
     fn ping(&self) -> impl Future<Output = bool> + Send;
 }
@@ -111,12 +112,12 @@ impl<B: AddonBackend> Addon for AddonService<B> {
         &self,
         request: Request<ProvisionRequest>,
     ) -> Result<Response<ProvisionResponse>, Status> {
-        let spec = B::Spec::try_from(request.into_inner()).map_err(Into::into)?;
+        let spec = B::Spec::try_from(request.into_inner()).map_err(status::<B>)?;
         let backend = Arc::clone(&self.backend);
         let env = to_completion(async move { backend.provision(spec).await })
             .await
-            .map_err(|e| B::Error::from(e).into())?
-            .map_err(Into::into)?;
+            .map_err(|e| status::<B>(e.into()))?
+            .map_err(status::<B>)?;
         Ok(Response::new(ProvisionResponse {
             env: env.into_iter().collect(),
         }))
@@ -127,25 +128,33 @@ impl<B: AddonBackend> Addon for AddonService<B> {
         request: Request<DeprovisionRequest>,
     ) -> Result<Response<DeprovisionResponse>, Status> {
         let DeprovisionRequest { app_id, addon } = request.into_inner();
-        let app = parse_app_id(&app_id).map_err(|e| B::Error::from(e).into())?;
+        let app = parse_app_id(&app_id).map_err(|e| status::<B>(e.into()))?;
         if addon != B::ADDON {
             let reason = format!(
                 "this service removes {:?} resources, not {addon:?}",
                 B::ADDON
             );
-            return Err(B::Error::from(InvalidField::new("addon", reason)).into());
+            return Err(status::<B>(InvalidField::new("addon", reason).into()));
         }
         let backend = Arc::clone(&self.backend);
         to_completion(async move { backend.deprovision(app).await })
             .await
-            .map_err(|e| B::Error::from(e).into())?
-            .map_err(Into::into)?;
+            .map_err(|e| status::<B>(e.into()))?
+            .map_err(status::<B>)?;
         Ok(Response::new(DeprovisionResponse {}))
     }
 
     async fn list(&self, request: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
         let ListRequest {} = request.into_inner();
-        let app_ids = self.backend.list().await.map_err(Into::into)?;
+        let app_ids = self.backend.list().await.map_err(status::<B>)?;
         Ok(Response::new(ListResponse { app_ids }))
     }
+}
+
+/// `error` as the status `B`'s service answers with.
+fn status<B: AddonBackend>(error: AddonError) -> Status {
+    error.into_status(Origin {
+        service: B::ADDON,
+        backend: B::BACKEND,
+    })
 }

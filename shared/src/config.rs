@@ -17,6 +17,7 @@ use std::{
 use crate::{
     Secret,
     auth::{ApiToken, ApiTokenError},
+    catalog,
     credentials::{MasterKey, MasterKeyError},
     env_bundle::EnvPrefix,
     listener::ServerLimits,
@@ -24,21 +25,6 @@ use crate::{
 
 /// Prefix of every fleet setting.
 pub const SETTINGS_PREFIX: &str = "FLEET_";
-
-/// The services of the fleet; `FLEET_<NAME>_*` settings belong to the named one and are left
-/// alone by the others, so one environment can configure the whole fleet.
-pub const SERVICES: &[&str] = &[
-    "COORDINATOR",
-    "MYSQL",
-    "POSTGRESQL",
-    "MONGODB",
-    "REDIS",
-    "LDAP",
-    "OIDC",
-    "MAIL",
-    "TURN",
-    "DOCKER_PROXY",
-];
 
 /// Reads `FLEET_*` variables, collecting every problem instead of stopping at the first.
 #[derive(Debug)]
@@ -55,7 +41,7 @@ pub struct EnvReader {
 pub struct ConfigError(pub Vec<String>);
 
 impl EnvReader {
-    /// Reads this process's environment for `service` (one of [`SERVICES`]).
+    /// Reads this process's environment for `service` (the [`catalog::Service::env`] of one).
     pub fn from_process(service: &'static str) -> Self {
         Self::from_vars(service, std::env::vars())
     }
@@ -149,10 +135,12 @@ impl EnvReader {
     /// belong to no other service.
     pub fn finish(self) -> Result<(), ConfigError> {
         let mut problems = self.problems;
-        let others: Vec<String> = SERVICES
+        // `FLEET_<NAME>_*` settings of the other services are left to them, so one environment
+        // can configure the whole fleet.
+        let others: Vec<String> = catalog::SERVICES
             .iter()
-            .filter(|name| **name != self.service)
-            .map(|name| format!("{SETTINGS_PREFIX}{name}_"))
+            .filter(|other| other.env != self.service)
+            .map(|other| format!("{SETTINGS_PREFIX}{}_", other.env))
             .collect();
         for name in self.vars.keys() {
             let belongs_elsewhere = others.iter().any(|prefix| name.starts_with(prefix));

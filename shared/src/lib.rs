@@ -1,15 +1,19 @@
 //! What every service of the fleet shares: the gRPC contract compiled from `proto/`, the server
 //! kit (health, reflection, bearer auth, JSON logs, graceful shutdown), a service's start in one
-//! place ([`service::run`]), configuration from the environment, app ids and the names and
-//! passwords derived from them, and (feature `testkit`) real backends started on loopback for
-//! tests and benchmarks.
+//! place ([`service::run`]), configuration from the environment, the [`catalog`] of services
+//! and addons, the addon services' one error type ([`error::AddonError`]), per-key locks
+//! ([`keyed_lock`]), app ids and the names and passwords derived from them, and (feature
+//! `testkit`) real backends started on loopback for tests and benchmarks.
 
 pub mod addon;
 pub mod app_id;
 pub mod auth;
+pub mod catalog;
 pub mod config;
 pub mod credentials;
 pub mod env_bundle;
+pub mod error;
+pub mod keyed_lock;
 pub mod listener;
 pub mod proto;
 pub mod secret;

@@ -28,8 +28,8 @@ pub trait ServiceConfig: Sized + Send + 'static {
 pub trait FleetService: 'static {
     /// The binary's name (`fleet-mysql`), which prefixes its messages on stderr.
     const BINARY: &'static str;
-    /// The `<PREFIX>` of its own `FLEET_<PREFIX>_*` settings, one of
-    /// [`crate::config::SERVICES`].
+    /// The `<PREFIX>` of its own `FLEET_<PREFIX>_*` settings: its
+    /// [`crate::catalog::Service::env`].
     const ENV_PREFIX: &'static str;
 
     /// Its configuration.

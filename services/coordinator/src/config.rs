@@ -3,25 +3,9 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use fleet_shared::{
-    Secret,
+    Secret, catalog,
     config::{CommonConfig, ConfigError, EnvReader},
 };
-
-/// The service's well-known port.
-pub const DEFAULT_PORT: u16 = 50050;
-
-/// The addon services, by name, and the addons each provisions.
-pub const SERVICES: [(&str, &[&str]); 9] = [
-    ("mysql", &["mysql"]),
-    ("postgresql", &["postgresql"]),
-    ("mongodb", &["mongodb"]),
-    ("redis", &["redis"]),
-    ("ldap", &["ldap"]),
-    ("oidc", &["oidc"]),
-    ("mail", &["sendmail", "recvmail", "email"]),
-    ("turn", &["turn"]),
-    ("docker-proxy", &["docker"]),
-];
 
 /// Everything the coordinator needs to run.
 #[derive(Debug, Clone)]
@@ -62,16 +46,13 @@ impl Config {
     /// Reads and validates the environment, reporting every problem at once.
     pub fn from_env(env: EnvReader) -> Result<Self, ConfigError> {
         let mut env = env;
-        let common = CommonConfig::read(&mut env, DEFAULT_PORT);
+        let common = CommonConfig::read(&mut env, catalog::COORDINATOR.default_port);
         let mut services = BTreeMap::new();
-        for (service, _) in SERVICES {
-            let variable = format!(
-                "FLEET_COORDINATOR_{}_URL",
-                service.to_uppercase().replace('-', "_")
-            );
+        for service in catalog::addon_services() {
+            let variable = format!("FLEET_COORDINATOR_{}_URL", service.env);
             if let Some(url) = env.optional(&variable) {
                 if url.starts_with("http://") || url.starts_with("https://") {
-                    services.insert(service, url);
+                    services.insert(service.name, url);
                 } else {
                     env.problem(format!("{variable} must be an http:// or https:// URL"));
                 }

@@ -11,19 +11,20 @@ use std::{
 
 use fleet_shared::{
     AppId,
+    catalog::INSTALL_ONLY,
     env_bundle::{EnvBundle, EnvPrefix},
+    keyed_lock::KeyedLocks,
     proto::addon::provision_request::Options,
 };
 use futures::future::join_all;
 use prost_types::Struct;
-use tokio::sync::OwnedMutexGuard;
 
 use crate::{
     config::Runtime,
     error::Error,
     fleet::Fleet,
     limits::{MAX_DOMAIN_BYTES, quote},
-    manifest::{INSTALL_ONLY, Manifest, json},
+    manifest::{Manifest, json},
     store::{AppRecord, AppState, Store, StoredApp},
 };
 
@@ -85,7 +86,8 @@ pub struct Coordinator {
     store: Store,
     runtime: Runtime,
     prefix: EnvPrefix,
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Serializes calls on one app; different apps proceed in parallel.
+    locks: KeyedLocks,
     /// Stored manifests already parsed, by app id, with the text they were parsed from.
     parsed: Mutex<HashMap<String, (String, Parsed)>>,
 }
@@ -97,7 +99,7 @@ impl Coordinator {
             store,
             runtime,
             prefix,
-            locks: Mutex::new(HashMap::new()),
+            locks: KeyedLocks::new(),
             parsed: Mutex::new(HashMap::new()),
         }
     }
@@ -128,7 +130,7 @@ impl Coordinator {
     /// before the next call on that app.
     pub async fn recover(&self) -> Result<(), Error> {
         for app_id in self.store.unsettled().await? {
-            let _guard = self.lock(&app_id).await;
+            let _guard = self.locks.lock(&app_id).await;
             // One unreadable record must not keep the coordinator from starting.
             let record = match self.store.get(&app_id).await {
                 Ok(Some(record)) => record,
@@ -158,7 +160,7 @@ impl Coordinator {
     ) -> Result<(InstalledApp, EnvBundle), Error> {
         let (app, manifest) = self.validate(app_id, Some(app_domain), addons)?;
         self.check_served(&manifest)?;
-        let _guard = self.lock(app.as_str()).await;
+        let _guard = self.locks.lock(app.as_str()).await;
         // A record left by an install that could not be undone is settled first.
         if let Some(leftover) = self.store.get(app.as_str()).await?
             && let Some(installed) = self.settle(leftover).await?
@@ -230,7 +232,7 @@ impl Coordinator {
         addons: &Struct,
     ) -> Result<(InstalledApp, EnvBundle), Error> {
         let (app, new) = self.validate(app_id, None, addons)?;
-        let _guard = self.lock(app.as_str()).await;
+        let _guard = self.locks.lock(app.as_str()).await;
         let record = self.settled(&app).await?;
         let old = parse_stored(&record.addons)?;
         let old_names: BTreeSet<&str> = old.names().into_iter().collect();
@@ -296,7 +298,7 @@ impl Coordinator {
     /// Re-runs every addon's setup; returns the environment to start the app with.
     pub async fn start(&self, app_id: &str) -> Result<(InstalledApp, EnvBundle), Error> {
         let app = parse_app_id(app_id)?;
-        let _guard = self.lock(app.as_str()).await;
+        let _guard = self.locks.lock(app.as_str()).await;
         let record = self.settled(&app).await?;
         let manifest = parse_stored(&record.addons)?;
         let env = self
@@ -377,7 +379,7 @@ impl Coordinator {
     /// Removes every addon's resources, then the record. Idempotent.
     pub async fn uninstall(&self, app_id: &str) -> Result<(), Error> {
         let app = parse_app_id(app_id)?;
-        let _guard = self.lock(app.as_str()).await;
+        let _guard = self.locks.lock(app.as_str()).await;
         let Some(record) = self.store.get(app.as_str()).await? else {
             return Ok(());
         };
@@ -597,17 +599,6 @@ impl Coordinator {
             (var("PROXY_IP"), self.runtime.proxy_ip.clone()),
             (var("WEBADMIN_ORIGIN"), self.runtime.webadmin_origin.clone()),
         ])
-    }
-
-    /// Serializes calls on one app; different apps proceed in parallel.
-    async fn lock(&self, app_id: &str) -> OwnedMutexGuard<()> {
-        let lock = match self.locks.lock() {
-            Ok(mut locks) => Arc::clone(locks.entry(app_id.to_owned()).or_default()),
-            Err(poisoned) => {
-                Arc::clone(poisoned.into_inner().entry(app_id.to_owned()).or_default())
-            }
-        };
-        lock.lock_owned().await
     }
 }
 

@@ -6,6 +6,7 @@ use std::{collections::BTreeMap, sync::RwLock, time::Duration};
 use fleet_shared::{
     AppId,
     auth::SendBearer,
+    catalog,
     env_bundle::EnvBundle,
     proto::{
         addon::{
@@ -24,7 +25,7 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::config::{Config, SERVICES};
+use crate::config::Config;
 
 /// How long a health probe of one service may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -50,14 +51,6 @@ struct Service {
     health: HealthClient<Channel>,
     /// Last probe: serving, or why not.
     status: RwLock<Result<(), String>>,
-}
-
-/// The service that provisions `addon`, if any addon service does.
-pub fn service_of(addon: &str) -> Option<&'static str> {
-    SERVICES
-        .iter()
-        .find(|(_, addons)| addons.contains(&addon))
-        .map(|(service, _)| *service)
 }
 
 impl Fleet {
@@ -92,7 +85,9 @@ impl Fleet {
     pub fn unserved<'a>(&self, addons: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
         addons
             .into_iter()
-            .filter(|addon| service_of(addon).is_none_or(|s| !self.services.contains_key(s)))
+            .filter(|addon| {
+                catalog::service_of(addon).is_none_or(|s| !self.services.contains_key(s.name))
+            })
             .collect()
     }
 
@@ -138,8 +133,8 @@ impl Fleet {
         &self,
         addon: &str,
     ) -> Result<AddonClient<InterceptedService<Channel, SendBearer>>, Status> {
-        service_of(addon)
-            .and_then(|service| self.services.get(service))
+        catalog::service_of(addon)
+            .and_then(|service| self.services.get(service.name))
             .map(|service| service.addon.clone())
             .ok_or_else(|| {
                 Status::failed_precondition(format!("no service provisions {addon} here"))
@@ -182,10 +177,8 @@ impl Fleet {
                     .unwrap_or_else(|_| Err("status unknown".to_owned()));
                 ServiceStatus {
                     service: (*name).to_owned(),
-                    addons: SERVICES
-                        .iter()
-                        .find(|(s, _)| s == name)
-                        .map(|(_, addons)| addons.iter().map(|a| (*a).to_owned()).collect())
+                    addons: catalog::service(name)
+                        .map(|s| s.addons.iter().map(|a| (*a).to_owned()).collect())
                         .unwrap_or_default(),
                     endpoint: service.endpoint.clone(),
                     serving: status.is_ok(),

@@ -20,6 +20,7 @@ pub mod store;
 use std::{future::Future, sync::Arc, time::Duration};
 
 use fleet_shared::{
+    catalog,
     config::{CommonConfig, ConfigError, EnvReader},
     proto::coordinator::coordinator_server::CoordinatorServer,
     server::{GrpcServer, ServeError},
@@ -90,7 +91,7 @@ pub struct Service;
 
 impl FleetService for Service {
     const BINARY: &'static str = "fleet-coordinator";
-    const ENV_PREFIX: &'static str = "COORDINATOR";
+    const ENV_PREFIX: &'static str = catalog::COORDINATOR.env;
     type Config = Config;
     type Error = StartError;
 

@@ -3,12 +3,9 @@
 use std::time::Duration;
 
 use fleet_shared::{
-    Secret,
+    Secret, catalog,
     config::{CommonConfig, ConfigError, EnvReader},
 };
-
-/// The service's well-known port.
-pub const DEFAULT_PORT: u16 = 50055;
 
 /// The directory administrator `deploy/ldap/cluster.sh` configures.
 pub const DEFAULT_ADMIN_DN: &str = "cn=admin,dc=cloudron";
@@ -41,7 +38,7 @@ impl Config {
     /// Reads and validates the environment, reporting every problem at once.
     pub fn from_env(env: EnvReader) -> Result<Self, ConfigError> {
         let mut env = env;
-        let common = CommonConfig::read(&mut env, DEFAULT_PORT);
+        let common = CommonConfig::read(&mut env, catalog::LDAP.default_port);
         let admin_url = env.required(
             "FLEET_LDAP_ADMIN_URL",
             "the slapd to administer, ldap://HOST:PORT",

@@ -2,11 +2,11 @@
 //!
 //! LDAP multiplexes operations over a connection, so one is shared by every call; it is opened
 //! on first use and opened again after slapd went away. [`Session`] is a handle on it whose
-//! operations time out and turn transport failures into [`Error::Unavailable`].
+//! operations time out and turn transport failures into [`AddonError::Unavailable`].
 
 use std::{collections::HashSet, time::Duration};
 
-use fleet_shared::Secret;
+use fleet_shared::{Secret, error::AddonError};
 use ldap3::{
     Ldap, LdapConnAsync, LdapConnSettings, LdapResult, Mod, Scope, SearchEntry,
     exop::PasswordModify,
@@ -15,7 +15,7 @@ use tokio::sync::Mutex;
 
 use crate::{
     config::Config,
-    error::{Error, code},
+    error::{classify, code, unexpected},
 };
 
 /// The administrator's connection, (re)opened on demand.
@@ -42,7 +42,7 @@ impl Connection {
     }
 
     /// A session on the open connection, or on a new one.
-    pub async fn session(&self) -> Result<Session<'_>, Error> {
+    pub async fn session(&self) -> Result<Session<'_>, AddonError> {
         let mut current = self.current.lock().await;
         if let Some(ldap) = current.as_mut()
             && !ldap.is_closed()
@@ -63,9 +63,11 @@ impl Connection {
         }
     }
 
-    async fn open(&self) -> Result<Ldap, Error> {
+    async fn open(&self) -> Result<Ldap, AddonError> {
         let settings = LdapConnSettings::new().set_conn_timeout(self.connect_timeout);
-        let (driver, mut ldap) = LdapConnAsync::with_settings(settings, &self.url).await?;
+        let (driver, mut ldap) = LdapConnAsync::with_settings(settings, &self.url)
+            .await
+            .map_err(classify)?;
         tokio::spawn(async move {
             if let Err(error) = driver.drive().await {
                 tracing::warn!(%error, "connection to slapd lost");
@@ -74,9 +76,10 @@ impl Connection {
         let bound = ldap
             .with_timeout(self.connect_timeout)
             .simple_bind(&self.admin_dn, self.admin_password.expose())
-            .await?;
+            .await
+            .map_err(classify)?;
         if bound.rc != code::SUCCESS {
-            return Err(Error::unexpected("binding as FLEET_LDAP_ADMIN_DN", &bound));
+            return Err(unexpected("binding as FLEET_LDAP_ADMIN_DN", &bound));
         }
         tracing::info!(url = %self.url, "connected to slapd");
         Ok(ldap)
@@ -104,7 +107,7 @@ impl Session<'_> {
         scope: Scope,
         filter: &str,
         attributes: &[&str],
-    ) -> Result<(Vec<SearchEntry>, LdapResult), Error> {
+    ) -> Result<(Vec<SearchEntry>, LdapResult), AddonError> {
         let found = self
             .ldap
             .with_timeout(self.timeout)
@@ -122,7 +125,7 @@ impl Session<'_> {
         &mut self,
         dn: &str,
         attributes: Vec<(&str, HashSet<&str>)>,
-    ) -> Result<LdapResult, Error> {
+    ) -> Result<LdapResult, AddonError> {
         let added = self
             .ldap
             .with_timeout(self.timeout)
@@ -132,7 +135,11 @@ impl Session<'_> {
     }
 
     /// Applies `changes` to `dn` in one atomic operation.
-    pub async fn modify(&mut self, dn: &str, changes: Vec<Mod<&str>>) -> Result<LdapResult, Error> {
+    pub async fn modify(
+        &mut self,
+        dn: &str,
+        changes: Vec<Mod<&str>>,
+    ) -> Result<LdapResult, AddonError> {
         let modified = self
             .ldap
             .with_timeout(self.timeout)
@@ -142,14 +149,18 @@ impl Session<'_> {
     }
 
     /// Deletes the entry `dn`.
-    pub async fn delete(&mut self, dn: &str) -> Result<LdapResult, Error> {
+    pub async fn delete(&mut self, dn: &str) -> Result<LdapResult, AddonError> {
         let deleted = self.ldap.with_timeout(self.timeout).delete(dn).await;
         self.checked(deleted).await
     }
 
     /// Sets the password of `dn` with the Password Modify operation (RFC 3062), so slapd stores
     /// it hashed with its `password-hash` scheme.
-    pub async fn set_password(&mut self, dn: &str, password: &str) -> Result<LdapResult, Error> {
+    pub async fn set_password(
+        &mut self,
+        dn: &str,
+        password: &str,
+    ) -> Result<LdapResult, AddonError> {
         let exop = PasswordModify {
             user_id: Some(dn),
             old_pass: None,
@@ -165,11 +176,11 @@ impl Session<'_> {
     }
 
     /// The operation's result; a transport failure also drops the connection.
-    async fn checked<T>(&self, outcome: ldap3::result::Result<T>) -> Result<T, Error> {
+    async fn checked<T>(&self, outcome: ldap3::result::Result<T>) -> Result<T, AddonError> {
         match outcome {
             Ok(value) => Ok(value),
             Err(error) => {
-                let error = Error::from(error);
+                let error = classify(error);
                 if error.is_unavailable() {
                     self.connection.discard().await;
                 }

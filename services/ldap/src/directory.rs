@@ -8,11 +8,12 @@
 
 use std::{collections::HashSet, sync::Arc};
 
+use fleet_shared::error::AddonError;
 use ldap3::{LdapResult, Mod, Scope, SearchEntry};
 
 use crate::{
     connection::{Connection, Session},
-    error::{Error, code},
+    error::{code, unexpected},
     request::{NewGroup, NewUser, UserChanges},
     tree::{GROUP_CLASS, GROUPS_DN, USER_CLASSES, USER_FILTER, USERS_DN, group_dn, user_dn},
 };
@@ -68,7 +69,7 @@ impl Directory {
     }
 
     /// Creates `user`, with its password when one is given. Nothing is left if it fails.
-    pub async fn create_user(&self, user: NewUser) -> Result<User, Error> {
+    pub async fn create_user(&self, user: NewUser) -> Result<User, AddonError> {
         let mut session = self.connection.session().await?;
         let dn = user_dn(&user.username);
         let display_name = user.display_name.as_deref().unwrap_or(&user.username);
@@ -95,7 +96,7 @@ impl Directory {
             code::SUCCESS => {}
             code::ENTRY_ALREADY_EXISTS => return Err(user_exists(&user.username)),
             code::CONSTRAINT_VIOLATION => return Err(email_taken(&user.email)),
-            _ => return Err(Error::unexpected("adding the user", &added)),
+            _ => return Err(unexpected("adding the user", &added)),
         }
         if let Some(password) = &user.password {
             let set = session.set_password(&dn, password.expose()).await;
@@ -109,7 +110,7 @@ impl Directory {
     }
 
     /// Applies `changes` in one modify. The username stays.
-    pub async fn update_user(&self, changes: UserChanges) -> Result<User, Error> {
+    pub async fn update_user(&self, changes: UserChanges) -> Result<User, AddonError> {
         let mut session = self.connection.session().await?;
         let dn = user_dn(&changes.username);
         let mut modifications = Vec::new();
@@ -139,7 +140,7 @@ impl Directory {
                 code::CONSTRAINT_VIOLATION => {
                     return Err(email_taken(changes.email.as_deref().unwrap_or_default()));
                 }
-                _ => return Err(Error::unexpected("changing the user", &modified)),
+                _ => return Err(unexpected("changing the user", &modified)),
             }
             tracing::info!(username = %changes.username, "user changed");
         }
@@ -147,7 +148,7 @@ impl Directory {
     }
 
     /// Takes the user out of every group, then deletes it.
-    pub async fn delete_user(&self, username: &str) -> Result<(), Error> {
+    pub async fn delete_user(&self, username: &str) -> Result<(), AddonError> {
         let mut session = self.connection.session().await?;
         let user = read_user(&mut session, username).await?;
         for group in &user.groups {
@@ -160,12 +161,12 @@ impl Directory {
                 Ok(())
             }
             code::NO_SUCH_OBJECT => Err(no_user(username)),
-            _ => Err(Error::unexpected("deleting the user", &deleted)),
+            _ => Err(unexpected("deleting the user", &deleted)),
         }
     }
 
     /// Sets the user's password; slapd stores a salted hash of it.
-    pub async fn set_password(&self, username: &str, password: &str) -> Result<(), Error> {
+    pub async fn set_password(&self, username: &str, password: &str) -> Result<(), AddonError> {
         let mut session = self.connection.session().await?;
         let set = session.set_password(&user_dn(username), password).await?;
         match set.rc {
@@ -174,12 +175,12 @@ impl Directory {
                 Ok(())
             }
             code::NO_SUCH_OBJECT => Err(no_user(username)),
-            _ => Err(Error::unexpected("setting the password", &set)),
+            _ => Err(unexpected("setting the password", &set)),
         }
     }
 
     /// Every user, sorted by username.
-    pub async fn list_users(&self) -> Result<Vec<User>, Error> {
+    pub async fn list_users(&self) -> Result<Vec<User>, AddonError> {
         let mut session = self.connection.session().await?;
         let (entries, result) = session
             .search(USERS_DN, Scope::OneLevel, USER_FILTER, USER_ATTRIBUTES)
@@ -195,7 +196,7 @@ impl Directory {
     }
 
     /// Creates an empty group, picking the next free gid number unless one is given.
-    pub async fn create_group(&self, group: NewGroup) -> Result<Group, Error> {
+    pub async fn create_group(&self, group: NewGroup) -> Result<Group, AddonError> {
         let mut session = self.connection.session().await?;
         let dn = group_dn(&group.name);
         for _ in 0..GID_ATTEMPTS {
@@ -220,7 +221,7 @@ impl Directory {
                     });
                 }
                 code::ENTRY_ALREADY_EXISTS => {
-                    return Err(Error::AlreadyExists(format!(
+                    return Err(AddonError::AlreadyExists(format!(
                         "a group named {:?} already exists",
                         group.name
                     )));
@@ -228,20 +229,20 @@ impl Directory {
                 // Another call took this gid number; pick again unless the caller chose it.
                 code::CONSTRAINT_VIOLATION if group.gid_number.is_none() => {}
                 code::CONSTRAINT_VIOLATION => {
-                    return Err(Error::AlreadyExists(format!(
+                    return Err(AddonError::AlreadyExists(format!(
                         "gid_number {gid_number} belongs to another group"
                     )));
                 }
-                _ => return Err(Error::unexpected("adding the group", &added)),
+                _ => return Err(unexpected("adding the group", &added)),
             }
         }
-        Err(Error::Unavailable(
+        Err(AddonError::Unavailable(
             "too many concurrent group creations; try again".to_owned(),
         ))
     }
 
     /// Deletes the group; slapd drops it from its members' `memberOf`.
-    pub async fn delete_group(&self, name: &str) -> Result<(), Error> {
+    pub async fn delete_group(&self, name: &str) -> Result<(), AddonError> {
         let mut session = self.connection.session().await?;
         let deleted = session.delete(&group_dn(name)).await?;
         match deleted.rc {
@@ -250,12 +251,12 @@ impl Directory {
                 Ok(())
             }
             code::NO_SUCH_OBJECT => Err(no_group(name)),
-            _ => Err(Error::unexpected("deleting the group", &deleted)),
+            _ => Err(unexpected("deleting the group", &deleted)),
         }
     }
 
     /// Makes the user a member of the group; already being one is fine.
-    pub async fn add_member(&self, group: &str, username: &str) -> Result<(), Error> {
+    pub async fn add_member(&self, group: &str, username: &str) -> Result<(), AddonError> {
         let mut session = self.connection.session().await?;
         // The stored username: `memberUid` compares case-sensitively, logins do not.
         let username = stored_username(&mut session, username).await?;
@@ -274,18 +275,18 @@ impl Directory {
                     let one = vec![Mod::Add(attribute, HashSet::from([value.as_str()]))];
                     let added = session.modify(&group_dn(group), one).await?;
                     if ![code::SUCCESS, code::ATTRIBUTE_OR_VALUE_EXISTS].contains(&added.rc) {
-                        return Err(Error::unexpected("adding the member", &added));
+                        return Err(unexpected("adding the member", &added));
                     }
                 }
             }
-            _ => return Err(Error::unexpected("adding the member", &added)),
+            _ => return Err(unexpected("adding the member", &added)),
         }
         tracing::info!(%group, %username, "member added");
         Ok(())
     }
 
     /// Takes the user out of the group; not being a member is fine.
-    pub async fn remove_member(&self, group: &str, username: &str) -> Result<(), Error> {
+    pub async fn remove_member(&self, group: &str, username: &str) -> Result<(), AddonError> {
         let mut session = self.connection.session().await?;
         let username = stored_username(&mut session, username).await?;
         remove_membership(&mut session, group, &username).await?;
@@ -294,7 +295,7 @@ impl Directory {
     }
 
     /// Every group, sorted by name.
-    pub async fn list_groups(&self) -> Result<Vec<Group>, Error> {
+    pub async fn list_groups(&self) -> Result<Vec<Group>, AddonError> {
         let mut session = self.connection.session().await?;
         let mut groups = list_groups(&mut session).await?;
         groups.sort_by_key(|group| group.name.to_lowercase());
@@ -303,14 +304,14 @@ impl Directory {
 }
 
 /// The user named `username` (compared without case) with its groups, or NOT_FOUND.
-async fn read_user(session: &mut Session<'_>, username: &str) -> Result<User, Error> {
+async fn read_user(session: &mut Session<'_>, username: &str) -> Result<User, AddonError> {
     let entry = user_entry(session, username, USER_ATTRIBUTES).await?;
     let groups = list_groups(session).await?;
     Ok(user_from(&entry, &groups))
 }
 
 /// The username as stored (its case may differ from `username`'s), or NOT_FOUND.
-async fn stored_username(session: &mut Session<'_>, username: &str) -> Result<String, Error> {
+async fn stored_username(session: &mut Session<'_>, username: &str) -> Result<String, AddonError> {
     let entry = user_entry(session, username, &["username"]).await?;
     Ok(first(&entry, "username"))
 }
@@ -319,7 +320,7 @@ async fn user_entry(
     session: &mut Session<'_>,
     username: &str,
     attributes: &[&str],
-) -> Result<SearchEntry, Error> {
+) -> Result<SearchEntry, AddonError> {
     let (entries, result) = session
         .search(&user_dn(username), Scope::Base, USER_FILTER, attributes)
         .await?;
@@ -335,7 +336,7 @@ async fn remove_membership(
     session: &mut Session<'_>,
     group: &str,
     username: &str,
-) -> Result<(), Error> {
+) -> Result<(), AddonError> {
     let member_dn = user_dn(username);
     for (attribute, value) in [("member", member_dn.as_str()), ("memberUid", username)] {
         let one = vec![Mod::Delete(attribute, HashSet::from([value]))];
@@ -343,13 +344,13 @@ async fn remove_membership(
         match removed.rc {
             code::SUCCESS | code::NO_SUCH_ATTRIBUTE => {}
             code::NO_SUCH_OBJECT => return Err(no_group(group)),
-            _ => return Err(Error::unexpected("removing the member", &removed)),
+            _ => return Err(unexpected("removing the member", &removed)),
         }
     }
     Ok(())
 }
 
-async fn list_groups(session: &mut Session<'_>) -> Result<Vec<Group>, Error> {
+async fn list_groups(session: &mut Session<'_>) -> Result<Vec<Group>, AddonError> {
     let filter = format!("(objectClass={GROUP_CLASS})");
     let (entries, result) = session
         .search(GROUPS_DN, Scope::OneLevel, &filter, GROUP_ATTRIBUTES)
@@ -358,7 +359,7 @@ async fn list_groups(session: &mut Session<'_>) -> Result<Vec<Group>, Error> {
     Ok(entries.iter().map(group_from).collect())
 }
 
-async fn next_gid_number(session: &mut Session<'_>) -> Result<u32, Error> {
+async fn next_gid_number(session: &mut Session<'_>) -> Result<u32, AddonError> {
     let highest = list_groups(session)
         .await?
         .iter()
@@ -423,28 +424,28 @@ fn first(entry: &SearchEntry, attribute: &str) -> String {
     all(entry, attribute).into_iter().next().unwrap_or_default()
 }
 
-fn success(what: &str, result: &LdapResult) -> Result<(), Error> {
+fn success(what: &str, result: &LdapResult) -> Result<(), AddonError> {
     if result.rc == code::SUCCESS {
         Ok(())
     } else {
-        Err(Error::unexpected(what, result))
+        Err(unexpected(what, result))
     }
 }
 
-fn no_user(username: &str) -> Error {
-    Error::NotFound(format!("no user named {username:?}"))
+fn no_user(username: &str) -> AddonError {
+    AddonError::NotFound(format!("no user named {username:?}"))
 }
 
-fn no_group(name: &str) -> Error {
-    Error::NotFound(format!("no group named {name:?}"))
+fn no_group(name: &str) -> AddonError {
+    AddonError::NotFound(format!("no group named {name:?}"))
 }
 
-fn user_exists(username: &str) -> Error {
-    Error::AlreadyExists(format!("a user named {username:?} already exists"))
+fn user_exists(username: &str) -> AddonError {
+    AddonError::AlreadyExists(format!("a user named {username:?} already exists"))
 }
 
-fn email_taken(email: &str) -> Error {
-    Error::AlreadyExists(format!("the email {email:?} belongs to another user"))
+fn email_taken(email: &str) -> AddonError {
+    AddonError::AlreadyExists(format!("the email {email:?} belongs to another user"))
 }
 
 #[cfg(test)]

@@ -1,28 +1,16 @@
-//! The service's one error type and its one mapping to gRPC statuses.
+//! How the service classifies slapd's errors into the fleet's one [`AddonError`].
 
-use fleet_shared::addon::InvalidField;
+use fleet_shared::error::{AddonError, Origin};
 use ldap3::{LdapError, LdapResult};
 use tonic::Status;
 
-/// What can go wrong serving a call. Messages say what was wrong and what to do; they never
-/// hold a password.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("{field}: {reason}")]
-    InvalidArgument { field: String, reason: String },
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    AlreadyExists(String),
-    #[error("{0}")]
-    FailedPrecondition(String),
-    /// slapd cannot be reached or refuses the service.
-    #[error("slapd is unavailable: {0}")]
-    Unavailable(String),
-    /// Anything else; the details go to the log, not to the caller.
-    #[error("internal error: {0}")]
-    Internal(String),
-}
+use crate::provisioner::ADDON;
+
+/// How the service's statuses name it and slapd, for the addon and the directory alike.
+pub const ORIGIN: Origin = Origin {
+    service: ADDON,
+    backend: Some("slapd"),
+};
 
 /// LDAP result codes (RFC 4511, appendix A) the service tells apart.
 pub mod code {
@@ -37,70 +25,45 @@ pub mod code {
     pub const ENTRY_ALREADY_EXISTS: u32 = 68;
 }
 
-impl Error {
-    /// An LDAP operation that ended with a code the caller did not expect; `what` says which.
-    pub fn unexpected(what: &str, result: &LdapResult) -> Self {
-        match result.rc {
-            code::BUSY | code::UNAVAILABLE => {
-                Self::Unavailable(format!("{what}: slapd is busy or shutting down"))
-            }
-            code::INVALID_CREDENTIALS => Self::Unavailable(
-                "slapd refused the service's admin credentials; check FLEET_LDAP_ADMIN_DN and \
-                 FLEET_LDAP_ADMIN_PASSWORD_FILE"
-                    .to_owned(),
-            ),
-            rc => Self::Internal(format!("{what}: LDAP result {rc}: {}", result.text)),
+/// An LDAP operation that ended with a code the caller did not expect; `what` says which.
+pub fn unexpected(what: &str, result: &LdapResult) -> AddonError {
+    match result.rc {
+        code::BUSY | code::UNAVAILABLE => {
+            AddonError::Unavailable(format!("{what}: slapd is busy or shutting down"))
         }
-    }
-
-    /// Whether slapd could not be reached (the connection is worth replacing).
-    pub fn is_unavailable(&self) -> bool {
-        matches!(self, Self::Unavailable(_))
-    }
-}
-
-impl From<LdapError> for Error {
-    fn from(error: LdapError) -> Self {
-        match error {
-            LdapError::LdapResult { result } => Self::unexpected("LDAP operation", &result),
-            LdapError::Io { .. }
-            | LdapError::Timeout { .. }
-            | LdapError::OpSend { .. }
-            | LdapError::ResultRecv { .. }
-            | LdapError::IdScrubSend { .. }
-            | LdapError::MiscSend { .. }
-            | LdapError::EndOfStream => Self::Unavailable(format!(
-                "cannot reach it ({error}); check that it is running and FLEET_LDAP_ADMIN_URL"
-            )),
-            other => Self::Internal(other.to_string()),
-        }
+        code::INVALID_CREDENTIALS => AddonError::Unavailable(
+            "slapd refused the service's admin credentials; check FLEET_LDAP_ADMIN_DN and \
+             FLEET_LDAP_ADMIN_PASSWORD_FILE"
+                .to_owned(),
+        ),
+        rc => AddonError::Internal(format!("{what}: LDAP result {rc}: {}", result.text)),
     }
 }
 
-impl From<InvalidField> for Error {
-    fn from(InvalidField { field, reason }: InvalidField) -> Self {
-        Self::InvalidArgument { field, reason }
+/// What a driver error means to the caller: an unreachable slapd is UNAVAILABLE, a result code
+/// is classified by [`unexpected`], anything else is INTERNAL (its details go to the log).
+pub fn classify(error: LdapError) -> AddonError {
+    match error {
+        LdapError::LdapResult { result } => unexpected("LDAP operation", &result),
+        LdapError::Io { .. }
+        | LdapError::Timeout { .. }
+        | LdapError::OpSend { .. }
+        | LdapError::ResultRecv { .. }
+        | LdapError::IdScrubSend { .. }
+        | LdapError::MiscSend { .. }
+        | LdapError::EndOfStream => AddonError::Unavailable(format!(
+            "cannot reach it ({error}); check that it is running and FLEET_LDAP_ADMIN_URL"
+        )),
+        other => AddonError::Internal(other.to_string()),
     }
 }
 
-impl From<tokio::task::JoinError> for Error {
-    fn from(error: tokio::task::JoinError) -> Self {
-        Self::Internal(format!("directory task failed: {error}"))
-    }
+/// `error` as the status the service answers with.
+pub fn status(error: AddonError) -> Status {
+    error.into_status(ORIGIN)
 }
 
-impl From<Error> for Status {
-    fn from(error: Error) -> Self {
-        match error {
-            Error::InvalidArgument { .. } => Status::invalid_argument(error.to_string()),
-            Error::NotFound(message) => Status::not_found(message),
-            Error::AlreadyExists(message) => Status::already_exists(message),
-            Error::FailedPrecondition(message) => Status::failed_precondition(message),
-            Error::Unavailable(_) => Status::unavailable(error.to_string()),
-            Error::Internal(detail) => {
-                tracing::error!(%detail, "internal error");
-                Status::internal("internal error; the ldap service's log has the details")
-            }
-        }
-    }
+/// A directory task that did not finish (it panicked or was cancelled): INTERNAL.
+pub fn task_failed(error: tokio::task::JoinError) -> AddonError {
+    AddonError::Internal(format!("directory task failed: {error}"))
 }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use fleet_shared::{
+    error::AddonError,
     proto::directory::{
         self as pb, AddMemberRequest, AddMemberResponse, CreateGroupRequest, CreateGroupResponse,
         CreateUserRequest, CreateUserResponse, DeleteGroupRequest, DeleteGroupResponse,
@@ -19,7 +20,7 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     directory::{Directory, Group, User},
-    error::Error,
+    error::{status, task_failed},
     request::{NewGroup, NewUser, UserChanges, parse_group_name, parse_password, parse_username},
 };
 
@@ -39,10 +40,13 @@ impl DirectoryService {
     where
         T: Send + 'static,
         F: FnOnce(Arc<Directory>) -> Fut,
-        Fut: Future<Output = Result<T, Error>> + Send + 'static,
+        Fut: Future<Output = Result<T, AddonError>> + Send + 'static,
     {
         let work = work(Arc::clone(&self.directory));
-        Ok(to_completion(work).await.map_err(Error::from)??)
+        match to_completion(work).await {
+            Ok(done) => done.map_err(status),
+            Err(error) => Err(status(task_failed(error))),
+        }
     }
 }
 
@@ -52,7 +56,7 @@ impl DirectoryApi for DirectoryService {
         &self,
         request: Request<CreateUserRequest>,
     ) -> Result<Response<CreateUserResponse>, Status> {
-        let user = NewUser::try_from(request.into_inner())?;
+        let user = NewUser::try_from(request.into_inner()).map_err(status)?;
         let user = self
             .run(|directory| async move { directory.create_user(user).await })
             .await?;
@@ -65,7 +69,7 @@ impl DirectoryApi for DirectoryService {
         &self,
         request: Request<UpdateUserRequest>,
     ) -> Result<Response<UpdateUserResponse>, Status> {
-        let changes = UserChanges::try_from(request.into_inner())?;
+        let changes = UserChanges::try_from(request.into_inner()).map_err(status)?;
         let user = self
             .run(|directory| async move { directory.update_user(changes).await })
             .await?;
@@ -79,7 +83,7 @@ impl DirectoryApi for DirectoryService {
         request: Request<DeleteUserRequest>,
     ) -> Result<Response<DeleteUserResponse>, Status> {
         let DeleteUserRequest { username } = request.into_inner();
-        let username = parse_username("username", username).map_err(Error::from)?;
+        let username = parse_username("username", username).map_err(|e| status(e.into()))?;
         self.run(|directory| async move { directory.delete_user(&username).await })
             .await?;
         Ok(Response::new(DeleteUserResponse {}))
@@ -90,8 +94,8 @@ impl DirectoryApi for DirectoryService {
         request: Request<SetPasswordRequest>,
     ) -> Result<Response<SetPasswordResponse>, Status> {
         let SetPasswordRequest { username, password } = request.into_inner();
-        let username = parse_username("username", username).map_err(Error::from)?;
-        let password = parse_password("password", password).map_err(Error::from)?;
+        let username = parse_username("username", username).map_err(|e| status(e.into()))?;
+        let password = parse_password("password", password).map_err(|e| status(e.into()))?;
         self.run(
             |directory| async move { directory.set_password(&username, password.expose()).await },
         )
@@ -104,7 +108,7 @@ impl DirectoryApi for DirectoryService {
         request: Request<ListUsersRequest>,
     ) -> Result<Response<ListUsersResponse>, Status> {
         let ListUsersRequest {} = request.into_inner();
-        let users = self.directory.list_users().await?;
+        let users = self.directory.list_users().await.map_err(status)?;
         Ok(Response::new(ListUsersResponse {
             users: users.into_iter().map(Into::into).collect(),
         }))
@@ -114,7 +118,7 @@ impl DirectoryApi for DirectoryService {
         &self,
         request: Request<CreateGroupRequest>,
     ) -> Result<Response<CreateGroupResponse>, Status> {
-        let group = NewGroup::try_from(request.into_inner())?;
+        let group = NewGroup::try_from(request.into_inner()).map_err(status)?;
         let group = self
             .run(|directory| async move { directory.create_group(group).await })
             .await?;
@@ -128,7 +132,7 @@ impl DirectoryApi for DirectoryService {
         request: Request<DeleteGroupRequest>,
     ) -> Result<Response<DeleteGroupResponse>, Status> {
         let DeleteGroupRequest { name } = request.into_inner();
-        let name = parse_group_name("name", name).map_err(Error::from)?;
+        let name = parse_group_name("name", name).map_err(|e| status(e.into()))?;
         self.run(|directory| async move { directory.delete_group(&name).await })
             .await?;
         Ok(Response::new(DeleteGroupResponse {}))
@@ -139,7 +143,7 @@ impl DirectoryApi for DirectoryService {
         request: Request<AddMemberRequest>,
     ) -> Result<Response<AddMemberResponse>, Status> {
         let AddMemberRequest { group, username } = request.into_inner();
-        let (group, username) = membership((group, username))?;
+        let (group, username) = membership((group, username)).map_err(status)?;
         self.run(|directory| async move { directory.add_member(&group, &username).await })
             .await?;
         Ok(Response::new(AddMemberResponse {}))
@@ -150,7 +154,7 @@ impl DirectoryApi for DirectoryService {
         request: Request<RemoveMemberRequest>,
     ) -> Result<Response<RemoveMemberResponse>, Status> {
         let RemoveMemberRequest { group, username } = request.into_inner();
-        let (group, username) = membership((group, username))?;
+        let (group, username) = membership((group, username)).map_err(status)?;
         self.run(|directory| async move { directory.remove_member(&group, &username).await })
             .await?;
         Ok(Response::new(RemoveMemberResponse {}))
@@ -161,7 +165,7 @@ impl DirectoryApi for DirectoryService {
         request: Request<ListGroupsRequest>,
     ) -> Result<Response<ListGroupsResponse>, Status> {
         let ListGroupsRequest {} = request.into_inner();
-        let groups = self.directory.list_groups().await?;
+        let groups = self.directory.list_groups().await.map_err(status)?;
         Ok(Response::new(ListGroupsResponse {
             groups: groups.into_iter().map(Into::into).collect(),
         }))
@@ -169,7 +173,7 @@ impl DirectoryApi for DirectoryService {
 }
 
 /// The validated group and username of a membership call.
-fn membership((group, username): (String, String)) -> Result<(String, String), Error> {
+fn membership((group, username): (String, String)) -> Result<(String, String), AddonError> {
     Ok((
         parse_group_name("group", group)?,
         parse_username("username", username)?,

@@ -4,8 +4,8 @@
 //! Layout: [`config`] reads the environment, [`request`] validates requests, [`tree`] names
 //! entries and escapes names, [`connection`] holds the administrator's connection to slapd,
 //! [`provisioner`] does the addon's work (its gRPC layer is `fleet_shared::addon`),
-//! [`directory`] the directory's and [`grpc`] serves it; [`error`] maps every failure to one gRPC
-//! status.
+//! [`directory`] the directory's and [`grpc`] serves it; [`error`] classifies slapd's errors
+//! into the fleet's one error type.
 
 pub mod config;
 pub mod connection;
@@ -20,6 +20,7 @@ use std::{future::Future, sync::Arc};
 
 use fleet_shared::{
     addon::serve_addon_with,
+    catalog,
     config::{CommonConfig, ConfigError, EnvReader},
     proto::directory::directory_server::DirectoryServer,
     server::{GrpcServer, ServeError},
@@ -60,7 +61,7 @@ pub struct Service;
 
 impl FleetService for Service {
     const BINARY: &'static str = "fleet-ldap";
-    const ENV_PREFIX: &'static str = "LDAP";
+    const ENV_PREFIX: &'static str = catalog::LDAP.env;
     type Config = Config;
     type Error = ServeError;
 

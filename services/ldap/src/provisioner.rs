@@ -17,13 +17,14 @@ use fleet_shared::{
     addon::AddonBackend,
     credentials::MasterKey,
     env_bundle::{EnvBundle, EnvPrefix, url_host},
+    error::AddonError,
 };
 use ldap3::{Scope, SearchEntry};
 
 use crate::{
     config::Config,
     connection::{Connection, Session},
-    error::{Error, code},
+    error::{ORIGIN, code, unexpected},
     request::ProvisionSpec,
     tree::{
         APP_CLASS, APPS_DN, BASE_DN, GROUPS_DN, USERS_DN, app_dn, legacy_app_dn, owner_of,
@@ -80,12 +81,12 @@ impl Provisioner {
 
 impl AddonBackend for Provisioner {
     const ADDON: &'static str = ADDON;
+    const BACKEND: Option<&'static str> = ORIGIN.backend;
     type Spec = ProvisionSpec;
-    type Error = Error;
 
     /// Creates the app's bind account if needed and (re)sets its derived password. An entry
     /// at the account's name that another app (or nobody) owns is FAILED_PRECONDITION, untouched.
-    async fn provision(&self, spec: ProvisionSpec) -> Result<EnvBundle, Error> {
+    async fn provision(&self, spec: ProvisionSpec) -> Result<EnvBundle, AddonError> {
         let mut session = self.connection.session().await?;
         let name = spec.app.resource_name();
         let dn = app_dn(&name);
@@ -107,12 +108,12 @@ impl AddonBackend for Provisioner {
                     Ownership::Foreign => return Err(taken(&name)),
                     Ownership::Gone => continue,
                 },
-                _ => return Err(Error::unexpected("adding the app's account", &added)),
+                _ => return Err(unexpected("adding the app's account", &added)),
             }
             break;
         }
         if !ours {
-            return Err(Error::Unavailable(
+            return Err(AddonError::Unavailable(
                 "the app's account kept disappearing while it was provisioned; try again"
                     .to_owned(),
             ));
@@ -122,7 +123,7 @@ impl AddonBackend for Provisioner {
             .derive_password(ADDON, &spec.app, spec.generation);
         let set = session.set_password(&dn, password.expose()).await?;
         if set.rc != code::SUCCESS {
-            return Err(Error::unexpected("setting the app's password", &set));
+            return Err(unexpected("setting the app's password", &set));
         }
         // An account from before bind accounts were named by resource name would still bind
         // with this password; the app now gets the new DN, so the old entry goes (unless it is
@@ -137,7 +138,7 @@ impl AddonBackend for Provisioner {
 
     /// Deletes the app's bind account. Succeeds when it is gone; an entry at its name that is
     /// not this app's is FAILED_PRECONDITION, untouched.
-    async fn deprovision(&self, app: AppId) -> Result<(), Error> {
+    async fn deprovision(&self, app: AppId) -> Result<(), AddonError> {
         let mut session = self.connection.session().await?;
         let name = app.resource_name();
         let tag = owner_tag(&app);
@@ -152,14 +153,14 @@ impl AddonBackend for Provisioner {
     }
 
     /// The apps recorded as owners of bind accounts, sorted, each once.
-    async fn list(&self) -> Result<Vec<String>, Error> {
+    async fn list(&self) -> Result<Vec<String>, AddonError> {
         let mut session = self.connection.session().await?;
         let filter = format!("(objectClass={APP_CLASS})");
         let (entries, result) = session
             .search(APPS_DN, Scope::OneLevel, &filter, &["description"])
             .await?;
         if result.rc != code::SUCCESS {
-            return Err(Error::unexpected("listing app accounts", &result));
+            return Err(unexpected("listing app accounts", &result));
         }
         let ids: BTreeSet<String> = entries
             .iter()
@@ -194,14 +195,14 @@ enum Ownership {
 
 /// Whose the entry `dn` is: ours when one of its `description` values is exactly `tag`
 /// (compared here, with case: slapd's `description` matching ignores case, app ids do not).
-async fn owned_by(session: &mut Session<'_>, dn: &str, tag: &str) -> Result<Ownership, Error> {
+async fn owned_by(session: &mut Session<'_>, dn: &str, tag: &str) -> Result<Ownership, AddonError> {
     let (entries, result) = session
         .search(dn, Scope::Base, "(objectClass=*)", &["description"])
         .await?;
     match result.rc {
         code::SUCCESS => {}
         code::NO_SUCH_OBJECT => return Ok(Ownership::Gone),
-        _ => return Err(Error::unexpected("reading an app account's owner", &result)),
+        _ => return Err(unexpected("reading an app account's owner", &result)),
     }
     let Some(entry) = entries.first() else {
         return Ok(Ownership::Gone);
@@ -218,12 +219,12 @@ async fn delete_if_owned(
     session: &mut Session<'_>,
     dn: &str,
     tag: &str,
-) -> Result<Ownership, Error> {
+) -> Result<Ownership, AddonError> {
     let ownership = owned_by(session, dn, tag).await?;
     if ownership == Ownership::Ours {
         let deleted = session.delete(dn).await?;
         if ![code::SUCCESS, code::NO_SUCH_OBJECT].contains(&deleted.rc) {
-            return Err(Error::unexpected("deleting the app's account", &deleted));
+            return Err(unexpected("deleting the app's account", &deleted));
         }
     }
     Ok(ownership)
@@ -238,8 +239,8 @@ fn descriptions(entry: &SearchEntry) -> impl Iterator<Item = &str> {
         .flat_map(|(_, values)| values.iter().map(String::as_str))
 }
 
-fn taken(name: &ResourceName) -> Error {
-    Error::FailedPrecondition(format!(
+fn taken(name: &ResourceName) -> AddonError {
+    AddonError::FailedPrecondition(format!(
         "an LDAP entry cn={name},{APPS_DN} already exists and does not belong to this app; \
          refusing to share it (an operator must rename or remove it)"
     ))

@@ -3,13 +3,12 @@
 use fleet_shared::{
     AppId, Secret,
     addon::{InvalidField, parse_app_id},
+    error::AddonError,
     proto::{
         addon::{LdapOptions, ProvisionRequest, provision_request::Options},
         directory::{CreateGroupRequest, CreateUserRequest, UpdateUserRequest},
     },
 };
-
-use crate::error::Error;
 
 /// Longest username or group name.
 pub const MAX_NAME_CHARS: usize = 64;
@@ -28,9 +27,9 @@ pub struct ProvisionSpec {
 }
 
 impl TryFrom<ProvisionRequest> for ProvisionSpec {
-    type Error = Error;
+    type Error = AddonError;
 
-    fn try_from(request: ProvisionRequest) -> Result<Self, Error> {
+    fn try_from(request: ProvisionRequest) -> Result<Self, AddonError> {
         let ProvisionRequest {
             app_id,
             app_domain: _, // The bind account does not depend on the app's domain.
@@ -68,9 +67,9 @@ pub struct NewUser {
 }
 
 impl TryFrom<CreateUserRequest> for NewUser {
-    type Error = Error;
+    type Error = AddonError;
 
-    fn try_from(request: CreateUserRequest) -> Result<Self, Error> {
+    fn try_from(request: CreateUserRequest) -> Result<Self, AddonError> {
         let CreateUserRequest {
             username,
             email,
@@ -106,9 +105,9 @@ pub struct UserChanges {
 }
 
 impl TryFrom<UpdateUserRequest> for UserChanges {
-    type Error = Error;
+    type Error = AddonError;
 
-    fn try_from(request: UpdateUserRequest) -> Result<Self, Error> {
+    fn try_from(request: UpdateUserRequest) -> Result<Self, AddonError> {
         let UpdateUserRequest {
             username,
             email,
@@ -144,9 +143,9 @@ pub struct NewGroup {
 }
 
 impl TryFrom<CreateGroupRequest> for NewGroup {
-    type Error = Error;
+    type Error = AddonError;
 
-    fn try_from(request: CreateGroupRequest) -> Result<Self, Error> {
+    fn try_from(request: CreateGroupRequest) -> Result<Self, AddonError> {
         let CreateGroupRequest { name, gid_number } = request;
         Ok(Self {
             name: parse_group_name("name", name)?,
@@ -326,7 +325,8 @@ mod tests {
             options: Some(Options::Redis(Default::default())),
             ..Default::default()
         };
-        let Err(Error::InvalidArgument { field, .. }) = ProvisionSpec::try_from(request) else {
+        let Err(AddonError::InvalidArgument { field, .. }) = ProvisionSpec::try_from(request)
+        else {
             panic!("accepted redis options")
         };
         assert_eq!(field, "options");

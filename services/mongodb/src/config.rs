@@ -1,9 +1,9 @@
 //! The mongodb service's settings (`FLEET_MONGODB_*`) on top of the common ones.
 
-use fleet_shared::config::{CommonConfig, ConfigError, DatabaseAdmin, EnvReader};
-
-/// The service's well-known port.
-pub const DEFAULT_PORT: u16 = 50053;
+use fleet_shared::{
+    catalog,
+    config::{CommonConfig, ConfigError, DatabaseAdmin, EnvReader},
+};
 
 /// Everything the service needs to run.
 #[derive(Debug, Clone)]
@@ -19,7 +19,7 @@ impl Config {
     /// Reads and validates the environment, reporting every problem at once.
     pub fn from_env(env: EnvReader) -> Result<Self, ConfigError> {
         let mut env = env;
-        let common = CommonConfig::read(&mut env, DEFAULT_PORT);
+        let common = CommonConfig::read(&mut env, catalog::MONGODB.default_port);
         let admin = DatabaseAdmin::read(
             &mut env,
             "MONGODB",

@@ -2,8 +2,8 @@
 //! (and read access to the oplog when asked), on a shared MongoDB server.
 //!
 //! Layout: [`config`] reads the environment, [`request`] validates requests, [`provisioner`]
-//! does the work in MongoDB (the gRPC layer is `fleet_shared::addon`), [`error`] maps every
-//! failure to one gRPC status.
+//! does the work in MongoDB (the gRPC layer is `fleet_shared::addon`), [`error`] classifies
+//! MongoDB's errors into the fleet's one error type.
 
 pub mod config;
 pub mod error;
@@ -14,7 +14,9 @@ use std::future::Future;
 
 use fleet_shared::{
     addon::serve_addon,
+    catalog,
     config::{CommonConfig, ConfigError, EnvReader},
+    error::AddonError,
     server::{GrpcServer, ServeError},
     service::{FleetService, ServiceConfig},
 };
@@ -24,10 +26,19 @@ use crate::{config::Config, provisioner::Provisioner};
 /// Why the service could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error(transparent)]
-    Client(#[from] error::Error),
+    #[error("{}", client_message(.0))]
+    Client(#[from] AddonError),
     #[error(transparent)]
     Serve(#[from] ServeError),
+}
+
+/// A client error at start as the log reads it: UNAVAILABLE's message names MongoDB, as the
+/// status would.
+fn client_message(error: &AddonError) -> String {
+    match error {
+        AddonError::Unavailable(message) => format!("MongoDB is unavailable: {message}"),
+        other => other.to_string(),
+    }
 }
 
 /// Serves the mongodb addon on `server` until `shutdown` resolves, then drains.
@@ -46,7 +57,7 @@ pub struct Service;
 
 impl FleetService for Service {
     const BINARY: &'static str = "fleet-mongodb";
-    const ENV_PREFIX: &'static str = "MONGODB";
+    const ENV_PREFIX: &'static str = catalog::MONGODB.env;
     type Config = Config;
     type Error = StartError;
 

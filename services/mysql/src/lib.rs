@@ -5,7 +5,7 @@
 //! Layout: [`config`] reads the environment, [`request`] turns wire requests into validated
 //! specs, [`provisioner`] does the work in the server (the gRPC layer is
 //! `fleet_shared::addon`), [`grants`] builds the only SQL that matters for isolation, [`error`]
-//! maps every failure to one gRPC status.
+//! classifies MySQL's errors into the fleet's one error type.
 
 pub mod config;
 pub mod error;
@@ -17,6 +17,7 @@ use std::future::Future;
 
 use fleet_shared::{
     addon::serve_addon,
+    catalog,
     config::{CommonConfig, ConfigError, EnvReader},
     server::{GrpcServer, ServeError},
     service::{FleetService, ServiceConfig},
@@ -39,7 +40,7 @@ pub struct Service;
 
 impl FleetService for Service {
     const BINARY: &'static str = "fleet-mysql";
-    const ENV_PREFIX: &'static str = "MYSQL";
+    const ENV_PREFIX: &'static str = catalog::MYSQL.env;
     type Config = Config;
     type Error = ServeError;
 

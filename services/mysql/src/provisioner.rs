@@ -16,6 +16,7 @@ use fleet_shared::{
     app_id::ResourceName,
     credentials::MasterKey,
     env_bundle::{EnvBundle, EnvPrefix, url_host},
+    error::AddonError,
 };
 use sqlx::{
     AssertSqlSafe, Connection, MySql, MySqlConnection, MySqlPool,
@@ -26,7 +27,7 @@ use tokio::sync::{OnceCell, Semaphore, SemaphorePermit};
 
 use crate::{
     config::Config,
-    error::Error,
+    error::classify,
     grants::{exactly, ident, like_prefix, literal, starting_with},
     request::{Layout, ProvisionSpec},
 };
@@ -94,12 +95,12 @@ impl Provisioner {
 
 impl AddonBackend for Provisioner {
     const ADDON: &'static str = ADDON;
+    const BACKEND: Option<&'static str> = Some("MySQL");
     type Spec = ProvisionSpec;
-    type Error = Error;
 
     /// Creates the app's user and database (or grant on its prefix), or brings them up to
     /// date, and returns the app's variables. On failure, removes whatever this call created.
-    async fn provision(&self, spec: ProvisionSpec) -> Result<EnvBundle, Error> {
+    async fn provision(&self, spec: ProvisionSpec) -> Result<EnvBundle, AddonError> {
         let name = spec.app.resource_name();
         let password = self
             .master_key
@@ -119,7 +120,7 @@ impl AddonBackend for Provisioner {
                     layout: Some(layout),
                     ..
                 }) if *layout != spec.layout => {
-                    return Err(Error::FailedPrecondition(format!(
+                    return Err(AddonError::FailedPrecondition(format!(
                         "the app was installed with {} and cannot switch to {}: its data would \
                          be left behind or lost; uninstall and reinstall it to change",
                         describe(*layout),
@@ -137,7 +138,8 @@ impl AddonBackend for Provisioner {
                     .bind(spec.app.as_str())
                     .bind(spec.layout.as_str())
                     .execute(&mut *conn)
-                    .await?;
+                    .await
+                    .map_err(classify)?;
             }
             let user_created = !user_exists;
             let database_created = spec.layout == Layout::SingleDatabase && !database_exists;
@@ -188,7 +190,7 @@ impl AddonBackend for Provisioner {
 
     /// Drops the user (closing its sessions) and its database or every database under its
     /// prefix. Succeeds when they are already gone.
-    async fn deprovision(&self, app: AppId) -> Result<(), Error> {
+    async fn deprovision(&self, app: AppId) -> Result<(), AddonError> {
         let name = app.resource_name();
         let (_turn, mut conn) = self.connection().await?;
         with_app_lock(&mut conn, &name, async |conn| {
@@ -209,7 +211,8 @@ impl AddonBackend for Provisioner {
             )
             .bind(name.as_str())
             .fetch_all(&mut *conn)
-            .await?;
+            .await
+            .map_err(classify)?;
             for session in sessions {
                 // The session may have ended by itself in between.
                 let _ = execute(conn, format!("KILL CONNECTION {session}")).await;
@@ -219,7 +222,8 @@ impl AddonBackend for Provisioner {
             )
             .bind(like_prefix(&prefix(&name)))
             .fetch_all(&mut *conn)
-            .await?;
+            .await
+            .map_err(classify)?;
             databases.push(name.to_string());
             for database in databases {
                 execute(
@@ -231,7 +235,8 @@ impl AddonBackend for Provisioner {
             sqlx::query("DELETE FROM fleet_meta.apps WHERE name = ?")
                 .bind(name.as_str())
                 .execute(&mut *conn)
-                .await?;
+                .await
+                .map_err(classify)?;
             Ok(())
         })
         .await?;
@@ -240,13 +245,12 @@ impl AddonBackend for Provisioner {
     }
 
     /// The ids of the apps recorded here, sorted.
-    async fn list(&self) -> Result<Vec<String>, Error> {
+    async fn list(&self) -> Result<Vec<String>, AddonError> {
         let (_turn, mut conn) = self.connection().await?;
-        Ok(
-            sqlx::query_scalar("SELECT app_id FROM fleet_meta.apps ORDER BY app_id")
-                .fetch_all(&mut *conn)
-                .await?,
-        )
+        sqlx::query_scalar("SELECT app_id FROM fleet_meta.apps ORDER BY app_id")
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(classify)
     }
 
     /// Whether the server accepts a new admin connection (on its own connection, so a busy
@@ -262,12 +266,12 @@ impl AddonBackend for Provisioner {
 
 impl Provisioner {
     /// A pooled admin connection, after waiting for a turn, with the metadata table in place.
-    async fn connection(&self) -> Result<(SemaphorePermit<'_>, PoolConnection<MySql>), Error> {
+    async fn connection(&self) -> Result<(SemaphorePermit<'_>, PoolConnection<MySql>), AddonError> {
         let permit = self
             .permits
             .acquire()
             .await
-            .map_err(|_| Error::Unavailable("the service is shutting down".to_owned()))?;
+            .map_err(|_| AddonError::Unavailable("the service is shutting down".to_owned()))?;
         let mut conn = self.acquire().await?;
         self.meta_ready
             .get_or_try_init(|| async {
@@ -296,13 +300,13 @@ impl Provisioner {
     /// A pooled connection. The pool's timeout alone cannot tell a busy server from a dead
     /// one, so on a timeout the server is asked directly: if it takes a new connection, the
     /// call keeps waiting (its deadline bounds it); if not, it is UNAVAILABLE.
-    async fn acquire(&self) -> Result<PoolConnection<MySql>, Error> {
+    async fn acquire(&self) -> Result<PoolConnection<MySql>, AddonError> {
         loop {
             match self.pool.acquire().await {
                 Err(sqlx::Error::PoolTimedOut) if self.ping().await => {
                     tracing::warn!("admin connections are slow to come; still waiting");
                 }
-                result => return Ok(result?),
+                result => return result.map_err(classify),
             }
         }
     }
@@ -350,8 +354,8 @@ fn describe(layout: Layout) -> &'static str {
     }
 }
 
-fn taken(name: &ResourceName) -> Error {
-    Error::FailedPrecondition(format!(
+fn taken(name: &ResourceName) -> AddonError {
+    AddonError::FailedPrecondition(format!(
         "a MySQL user or database named {name} already exists and does not belong to this app; \
          refusing to share it (an operator must rename or remove it)"
     ))
@@ -361,16 +365,17 @@ fn taken(name: &ResourceName) -> Error {
 async fn with_app_lock<T>(
     conn: &mut PoolConnection<MySql>,
     name: &ResourceName,
-    work: impl AsyncFnOnce(&mut MySqlConnection) -> Result<T, Error>,
-) -> Result<T, Error> {
+    work: impl AsyncFnOnce(&mut MySqlConnection) -> Result<T, AddonError>,
+) -> Result<T, AddonError> {
     let lock = format!("fleet:{name}");
     let locked: Option<i64> = sqlx::query_scalar("SELECT CAST(GET_LOCK(?, ?) AS SIGNED)")
         .bind(&lock)
         .bind(APP_LOCK_TIMEOUT.as_secs())
         .fetch_one(&mut **conn)
-        .await?;
+        .await
+        .map_err(classify)?;
     if locked != Some(1) {
-        return Err(Error::Unavailable(format!(
+        return Err(AddonError::Unavailable(format!(
             "another call for this app has held its lock for over {APP_LOCK_TIMEOUT:?}; retry later"
         )));
     }
@@ -393,7 +398,7 @@ struct Existing {
     database_exists: bool,
 }
 
-async fn existing(conn: &mut MySqlConnection, name: &ResourceName) -> Result<Existing, Error> {
+async fn existing(conn: &mut MySqlConnection, name: &ResourceName) -> Result<Existing, AddonError> {
     let (app_id, layout, users, databases): (Option<String>, Option<String>, i64, i64) =
         sqlx::query_as(
             "SELECT (SELECT app_id FROM fleet_meta.apps WHERE name = ?), \
@@ -406,7 +411,8 @@ async fn existing(conn: &mut MySqlConnection, name: &ResourceName) -> Result<Exi
         .bind(name.as_str())
         .bind(name.as_str())
         .fetch_one(&mut *conn)
-        .await?;
+        .await
+        .map_err(classify)?;
     Ok(Existing {
         record: app_id.map(|app_id| Record {
             app_id,
@@ -447,7 +453,10 @@ async fn undo(
 }
 
 /// Runs one statement built from derived names and validated values.
-async fn execute(conn: &mut MySqlConnection, sql: String) -> Result<(), Error> {
-    sqlx::raw_sql(AssertSqlSafe(sql)).execute(conn).await?;
+async fn execute(conn: &mut MySqlConnection, sql: String) -> Result<(), AddonError> {
+    sqlx::raw_sql(AssertSqlSafe(sql))
+        .execute(conn)
+        .await
+        .map_err(classify)?;
     Ok(())
 }

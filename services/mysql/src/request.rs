@@ -4,10 +4,11 @@
 use fleet_shared::{
     AppId,
     addon::{InvalidField, parse_app_id},
+    error::AddonError,
     proto::addon::{MysqlOptions, ProvisionRequest, provision_request::Options},
 };
 
-use crate::{error::Error, provisioner::ADDON};
+use crate::provisioner::ADDON;
 
 /// A validated Provision call.
 #[derive(Debug, Clone)]
@@ -49,9 +50,9 @@ impl Layout {
 }
 
 impl TryFrom<ProvisionRequest> for ProvisionSpec {
-    type Error = Error;
+    type Error = AddonError;
 
-    fn try_from(request: ProvisionRequest) -> Result<Self, Error> {
+    fn try_from(request: ProvisionRequest) -> Result<Self, AddonError> {
         let ProvisionRequest {
             app_id,
             app_domain: _, // MySQL has no use for the app's domain.
@@ -118,12 +119,14 @@ mod tests {
         let foreign = ProvisionSpec::try_from(request(Some(Options::Postgresql(
             PostgresqlOptions::default(),
         ))));
-        assert!(matches!(foreign, Err(Error::InvalidArgument { field, .. }) if field == "options"));
+        assert!(
+            matches!(foreign, Err(AddonError::InvalidArgument { field, .. }) if field == "options")
+        );
         let bad = ProvisionSpec::try_from(ProvisionRequest {
             app_id: "../a".to_owned(),
             ..request(None)
         });
-        assert!(matches!(bad, Err(Error::InvalidArgument { field, .. }) if field == "app_id"));
+        assert!(matches!(bad, Err(AddonError::InvalidArgument { field, .. }) if field == "app_id"));
     }
 
     #[test]

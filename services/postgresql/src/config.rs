@@ -3,13 +3,10 @@
 use std::{str::FromStr, time::Duration};
 
 use fleet_shared::{
-    Secret,
+    Secret, catalog,
     config::{CommonConfig, ConfigError, DatabaseAdmin, EnvReader},
 };
 use sqlx::{ConnectOptions, postgres::PgConnectOptions};
-
-/// The service's well-known port.
-pub const DEFAULT_PORT: u16 = 50052;
 
 /// Everything the service needs to run.
 #[derive(Debug, Clone)]
@@ -37,7 +34,7 @@ impl Config {
     /// Reads and validates the environment, reporting every problem at once.
     pub fn from_env(env: EnvReader) -> Result<Self, ConfigError> {
         let mut env = env;
-        let common = CommonConfig::read(&mut env, DEFAULT_PORT);
+        let common = CommonConfig::read(&mut env, catalog::POSTGRESQL.default_port);
         let database = DatabaseAdmin::read(
             &mut env,
             "POSTGRESQL",

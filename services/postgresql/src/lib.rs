@@ -3,7 +3,8 @@
 //!
 //! Layout: [`config`] reads the environment, [`request`] turns wire requests into validated
 //! specs, [`provisioner`] does the work in PostgreSQL (the gRPC layer is
-//! `fleet_shared::addon`), [`error`] maps every failure to one gRPC status.
+//! `fleet_shared::addon`), [`error`] classifies
+//! PostgreSQL's errors into the fleet's one error type.
 
 pub mod config;
 pub mod error;
@@ -16,6 +17,7 @@ use std::future::Future;
 
 use fleet_shared::{
     addon::serve_addon,
+    catalog,
     config::{CommonConfig, ConfigError, EnvReader},
     server::{GrpcServer, ServeError},
     service::{FleetService, ServiceConfig},
@@ -38,7 +40,7 @@ pub struct Service;
 
 impl FleetService for Service {
     const BINARY: &'static str = "fleet-postgresql";
-    const ENV_PREFIX: &'static str = "POSTGRESQL";
+    const ENV_PREFIX: &'static str = catalog::POSTGRESQL.env;
     type Config = Config;
     type Error = ServeError;
 

@@ -15,6 +15,7 @@ use fleet_shared::{
     app_id::ResourceName,
     credentials::MasterKey,
     env_bundle::{EnvBundle, EnvPrefix, url_host},
+    error::AddonError,
 };
 use sqlx::{
     AssertSqlSafe, Connection, PgConnection, PgPool, Postgres,
@@ -23,7 +24,7 @@ use sqlx::{
 };
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use crate::{config::Config, error::Error, request::ProvisionSpec, scram};
+use crate::{config::Config, error::classify, request::ProvisionSpec, scram};
 
 /// The addon's name, as in manifests and in password derivation.
 pub const ADDON: &str = "postgresql";
@@ -101,8 +102,8 @@ impl Provisioner {
 
 impl AddonBackend for Provisioner {
     const ADDON: &'static str = ADDON;
+    const BACKEND: Option<&'static str> = Some("PostgreSQL");
     type Spec = ProvisionSpec;
-    type Error = Error;
 
     /// Whether the server accepts a new admin connection (on its own connection, so a busy
     /// pool does not read as an unreachable server).
@@ -116,7 +117,7 @@ impl AddonBackend for Provisioner {
 
     /// Creates the app's role and database, or brings them up to date, and returns the app's
     /// variables. On failure, removes whatever this call created.
-    async fn provision(&self, spec: ProvisionSpec) -> Result<EnvBundle, Error> {
+    async fn provision(&self, spec: ProvisionSpec) -> Result<EnvBundle, AddonError> {
         self.check_extensions_installed(&spec.extensions).await?;
         let name = spec.app.resource_name();
         let password = self
@@ -130,7 +131,7 @@ impl AddonBackend for Provisioner {
             if let (Some(database), Some(locale)) = (&existing.database, &spec.locale)
                 && database.collate != locale.as_str()
             {
-                return Err(Error::FailedPrecondition(format!(
+                return Err(AddonError::FailedPrecondition(format!(
                     "the app's database was created with locale {:?}; a database's locale \
                      cannot change after creation (requested {:?})",
                     database.collate,
@@ -163,7 +164,7 @@ impl AddonBackend for Provisioner {
 
     /// Terminates the app's sessions and drops its database and role. Succeeds when they are
     /// already gone.
-    async fn deprovision(&self, app: AppId) -> Result<(), Error> {
+    async fn deprovision(&self, app: AppId) -> Result<(), AddonError> {
         let name = app.resource_name();
         self.with_app_lock(&name, async |conn| {
             let existing = existing(conn, &name).await?;
@@ -173,7 +174,8 @@ impl AddonBackend for Provisioner {
                     conn,
                     &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(&name)),
                 )
-                .await?;
+                .await
+                .map_err(classify)?;
             }
             if existing.role.is_some() {
                 sqlx::query(
@@ -181,20 +183,21 @@ impl AddonBackend for Provisioner {
                 )
                 .bind(name.as_str())
                 .execute(&mut *conn)
-                .await?;
+                .await
+                .map_err(classify)?;
                 execute(conn, &format!("DROP ROLE IF EXISTS {}", ident(&name)))
                     .await
                     .map_err(|error| match &error {
                         sqlx::Error::Database(db)
                             if db.code().as_deref() == Some(DEPENDENT_OBJECTS) =>
                         {
-                            Error::FailedPrecondition(format!(
+                            AddonError::FailedPrecondition(format!(
                                 "the app's role {name} still owns objects outside its database \
                                  and was kept; drop them (DROP OWNED BY {name} in each \
                                  database) and retry"
                             ))
                         }
-                        _ => Error::from(error),
+                        _ => classify(error),
                     })?;
             }
             Ok(())
@@ -205,7 +208,7 @@ impl AddonBackend for Provisioner {
     }
 
     /// The ids of the apps that have a role or a database here, sorted.
-    async fn list(&self) -> Result<Vec<String>, Error> {
+    async fn list(&self) -> Result<Vec<String>, AddonError> {
         let (_turn, mut conn) = self.connection().await?;
         let tags: Vec<(String,)> = sqlx::query_as(
             "SELECT description FROM pg_shdescription \
@@ -214,7 +217,8 @@ impl AddonBackend for Provisioner {
         )
         .bind(OWNER_TAG)
         .fetch_all(&mut *conn)
-        .await?;
+        .await
+        .map_err(classify)?;
         let ids: BTreeSet<String> = tags
             .into_iter()
             .filter_map(|(tag,)| tag.strip_prefix(OWNER_TAG).map(str::to_owned))
@@ -225,25 +229,27 @@ impl AddonBackend for Provisioner {
 
 impl Provisioner {
     /// A pooled admin connection, after waiting for a turn.
-    async fn connection(&self) -> Result<(SemaphorePermit<'_>, PoolConnection<Postgres>), Error> {
+    async fn connection(
+        &self,
+    ) -> Result<(SemaphorePermit<'_>, PoolConnection<Postgres>), AddonError> {
         let permit = self
             .permits
             .acquire()
             .await
-            .map_err(|_| Error::Unavailable("the service is shutting down".to_owned()))?;
+            .map_err(|_| AddonError::Unavailable("the service is shutting down".to_owned()))?;
         Ok((permit, self.acquire().await?))
     }
 
     /// A pooled connection. The pool's timeout alone cannot tell a busy server from a dead
     /// one, so on a timeout the server is asked directly: if it takes a new connection, the
     /// call keeps waiting (its deadline bounds it); if not, it is UNAVAILABLE.
-    async fn acquire(&self) -> Result<PoolConnection<Postgres>, Error> {
+    async fn acquire(&self) -> Result<PoolConnection<Postgres>, AddonError> {
         loop {
             match self.pool.acquire().await {
                 Err(sqlx::Error::PoolTimedOut) if self.ping().await => {
                     tracing::warn!("admin connections are slow to come; still waiting");
                 }
-                result => return Ok(result?),
+                result => return result.map_err(classify),
             }
         }
     }
@@ -269,14 +275,15 @@ impl Provisioner {
     async fn with_app_lock<T>(
         &self,
         name: &ResourceName,
-        work: impl AsyncFnOnce(&mut PgConnection) -> Result<T, Error>,
-    ) -> Result<T, Error> {
+        work: impl AsyncFnOnce(&mut PgConnection) -> Result<T, AddonError>,
+    ) -> Result<T, AddonError> {
         let (_turn, mut conn) = self.connection().await?;
         sqlx::query("SELECT pg_advisory_lock($1, hashtext($2))")
             .bind(LOCK_NAMESPACE)
             .bind(name.as_str())
             .execute(&mut *conn)
-            .await?;
+            .await
+            .map_err(classify)?;
         let result = work(&mut conn).await;
         let unlocked = sqlx::query("SELECT pg_advisory_unlock($1, hashtext($2))")
             .bind(LOCK_NAMESPACE)
@@ -297,20 +304,21 @@ impl Provisioner {
         app: &AppId,
         verifier: &str,
         create: bool,
-    ) -> Result<(), Error> {
+    ) -> Result<(), AddonError> {
         let attributes = format!(
             "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT \
              CONNECTION LIMIT {} PASSWORD {}",
             self.app_connection_limit,
             literal(verifier)
         );
-        let mut tx = conn.begin().await?;
+        let mut tx = conn.begin().await.map_err(classify)?;
         if create {
             execute(
                 &mut tx,
                 &format!("CREATE ROLE {} WITH {attributes}", ident(name)),
             )
-            .await?;
+            .await
+            .map_err(classify)?;
             execute(
                 &mut tx,
                 &format!(
@@ -319,20 +327,22 @@ impl Provisioner {
                     literal(&owner_tag(app))
                 ),
             )
-            .await?;
+            .await
+            .map_err(classify)?;
         } else {
             execute(
                 &mut tx,
                 &format!("ALTER ROLE {} WITH {attributes}", ident(name)),
             )
-            .await?;
+            .await
+            .map_err(classify)?;
         }
-        tx.commit().await?;
+        tx.commit().await.map_err(classify)?;
         Ok(())
     }
 
     /// Fails with FAILED_PRECONDITION naming every requested extension the server lacks.
-    async fn check_extensions_installed(&self, extensions: &[String]) -> Result<(), Error> {
+    async fn check_extensions_installed(&self, extensions: &[String]) -> Result<(), AddonError> {
         if extensions.is_empty() {
             return Ok(());
         }
@@ -341,7 +351,8 @@ impl Provisioner {
             sqlx::query_as("SELECT name::text FROM pg_available_extensions WHERE name = ANY($1)")
                 .bind(extensions)
                 .fetch_all(&mut *conn)
-                .await?;
+                .await
+                .map_err(classify)?;
         let missing: Vec<&str> = extensions
             .iter()
             .filter(|wanted| !available.iter().any(|(name,)| name == *wanted))
@@ -350,7 +361,7 @@ impl Provisioner {
         if missing.is_empty() {
             Ok(())
         } else {
-            Err(Error::FailedPrecondition(format!(
+            Err(AddonError::FailedPrecondition(format!(
                 "extension {} is whitelisted but not installed on the PostgreSQL server; \
                  install its package on the server (e.g. postgresql-<version>-pgvector for \
                  vector) or drop it from the app's options",
@@ -367,7 +378,7 @@ impl Provisioner {
         &self,
         name: &ResourceName,
         extensions: &[String],
-    ) -> Result<(), Error> {
+    ) -> Result<(), AddonError> {
         if extensions.is_empty() {
             return Ok(());
         }
@@ -376,10 +387,13 @@ impl Provisioner {
             tokio::time::timeout(self.connect_timeout, PgConnection::connect_with(&options))
                 .await
                 .map_err(|_| {
-                    Error::Unavailable("timed out connecting to the app's database".to_owned())
-                })??;
-        let mut tx = conn.begin().await?;
-        execute(&mut tx, &format!("SET LOCAL ROLE {}", ident(name))).await?;
+                    AddonError::Unavailable("timed out connecting to the app's database".to_owned())
+                })?
+                .map_err(classify)?;
+        let mut tx = conn.begin().await.map_err(classify)?;
+        execute(&mut tx, &format!("SET LOCAL ROLE {}", ident(name)))
+            .await
+            .map_err(classify)?;
         for extension in extensions {
             let sql = format!(
                 "CREATE EXTENSION IF NOT EXISTS {} CASCADE",
@@ -389,15 +403,15 @@ impl Provisioner {
                 .execute(&mut *tx)
                 .await
                 .map_err(|error| match error {
-                    sqlx::Error::Database(db) => Error::FailedPrecondition(format!(
+                    sqlx::Error::Database(db) => AddonError::FailedPrecondition(format!(
                         "cannot create extension {extension}: {}",
                         db.message()
                     )),
-                    other => Error::from(other),
+                    other => classify(other),
                 })?;
         }
-        tx.commit().await?;
-        conn.close().await?;
+        tx.commit().await.map_err(classify)?;
+        conn.close().await.map_err(classify)?;
         Ok(())
     }
 }
@@ -406,20 +420,22 @@ fn owner_tag(app: &AppId) -> String {
     format!("{OWNER_TAG}{app}")
 }
 
-async fn existing(conn: &mut PgConnection, name: &ResourceName) -> Result<Existing, Error> {
+async fn existing(conn: &mut PgConnection, name: &ResourceName) -> Result<Existing, AddonError> {
     let role: Option<(Option<String>,)> = sqlx::query_as(
         "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1",
     )
     .bind(name.as_str())
     .fetch_optional(&mut *conn)
-    .await?;
+    .await
+    .map_err(classify)?;
     let database: Option<(Option<String>, String, String)> = sqlx::query_as(
         "SELECT shobj_description(d.oid, 'pg_database'), r.rolname::text, d.datcollate::text \
          FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba WHERE d.datname = $1",
     )
     .bind(name.as_str())
     .fetch_optional(&mut *conn)
-    .await?;
+    .await
+    .map_err(classify)?;
     Ok(Existing {
         role: role.map(|(comment,)| comment),
         database: database.map(|(comment, owner, collate)| ExistingDatabase {
@@ -432,10 +448,14 @@ async fn existing(conn: &mut PgConnection, name: &ResourceName) -> Result<Existi
 
 /// Refuses to touch a role or database under the app's name that is not the app's: another
 /// app's (a hash collision) or something made outside the fleet.
-fn check_ownership(existing: &Existing, app: &AppId, name: &ResourceName) -> Result<(), Error> {
+fn check_ownership(
+    existing: &Existing,
+    app: &AppId,
+    name: &ResourceName,
+) -> Result<(), AddonError> {
     let tag = owner_tag(app);
     let refuse = |what: &str| {
-        Error::FailedPrecondition(format!(
+        AddonError::FailedPrecondition(format!(
             "a {what} named {name} already exists and does not belong to this app; \
              refusing to share it (an operator must rename or remove it)"
         ))
@@ -463,7 +483,7 @@ async fn create_database(
     conn: &mut PgConnection,
     name: &ResourceName,
     spec: &ProvisionSpec,
-) -> Result<(), Error> {
+) -> Result<(), AddonError> {
     let mut sql = format!(
         "CREATE DATABASE {0} OWNER {0} TEMPLATE template0 ENCODING 'UTF8'",
         ident(name)
@@ -479,7 +499,7 @@ async fn create_database(
             (sqlx::Error::Database(db), Some(locale))
                 if db.code().as_deref() == Some(INVALID_LOCALE) =>
             {
-                Error::invalid(
+                AddonError::invalid(
                     "options.postgresql.locale",
                     format!(
                         "locale {:?} is not available on the PostgreSQL server (generate it \
@@ -488,7 +508,7 @@ async fn create_database(
                     ),
                 )
             }
-            _ => Error::from(error),
+            _ => classify(error),
         })?;
     Ok(())
 }
@@ -498,8 +518,8 @@ async fn secure_database(
     conn: &mut PgConnection,
     name: &ResourceName,
     app: &AppId,
-) -> Result<(), Error> {
-    let mut tx = conn.begin().await?;
+) -> Result<(), AddonError> {
+    let mut tx = conn.begin().await.map_err(classify)?;
     execute(
         &mut tx,
         &format!(
@@ -508,13 +528,15 @@ async fn secure_database(
             literal(&owner_tag(app))
         ),
     )
-    .await?;
+    .await
+    .map_err(classify)?;
     execute(
         &mut tx,
         &format!("REVOKE ALL ON DATABASE {} FROM PUBLIC", ident(name)),
     )
-    .await?;
-    tx.commit().await?;
+    .await
+    .map_err(classify)?;
+    tx.commit().await.map_err(classify)?;
     Ok(())
 }
 

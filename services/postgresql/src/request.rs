@@ -4,10 +4,11 @@
 use fleet_shared::{
     AppId,
     addon::parse_app_id,
+    error::AddonError,
     proto::addon::{ProvisionRequest, provision_request::Options},
 };
 
-use crate::{error::Error, extensions, provisioner::ADDON};
+use crate::{extensions, provisioner::ADDON};
 
 /// A validated Provision call.
 #[derive(Debug, Clone)]
@@ -28,7 +29,7 @@ pub struct Locale(String);
 
 impl Locale {
     /// Validates the spelling; whether the server has the locale is PostgreSQL's call.
-    pub fn parse(value: &str) -> Result<Self, Error> {
+    pub fn parse(value: &str) -> Result<Self, AddonError> {
         let valid = !value.is_empty()
             && value.len() <= 64
             && value
@@ -37,7 +38,7 @@ impl Locale {
         if valid {
             Ok(Self(value.to_owned()))
         } else {
-            Err(Error::invalid(
+            Err(AddonError::invalid(
                 "options.postgresql.locale",
                 format!("{value:?} is not a locale name (e.g. \"de_DE.UTF-8\")"),
             ))
@@ -51,9 +52,9 @@ impl Locale {
 }
 
 impl TryFrom<ProvisionRequest> for ProvisionSpec {
-    type Error = Error;
+    type Error = AddonError;
 
-    fn try_from(request: ProvisionRequest) -> Result<Self, Error> {
+    fn try_from(request: ProvisionRequest) -> Result<Self, AddonError> {
         let ProvisionRequest {
             app_id,
             app_domain: _, // PostgreSQL has no use for the app's domain.
@@ -68,7 +69,7 @@ impl TryFrom<ProvisionRequest> for ProvisionSpec {
                 (locale, extensions)
             }
             Some(other) => {
-                return Err(Error::invalid(
+                return Err(AddonError::invalid(
                     "options",
                     format!(
                         "this is the {ADDON} service; it takes postgresql options, not {}",
@@ -91,7 +92,7 @@ impl TryFrom<ProvisionRequest> for ProvisionSpec {
     }
 }
 
-fn validate_extensions(requested: Vec<String>) -> Result<Vec<String>, Error> {
+fn validate_extensions(requested: Vec<String>) -> Result<Vec<String>, AddonError> {
     let mut accepted: Vec<String> = Vec::with_capacity(requested.len());
     let mut refused = Vec::new();
     for (index, name) in requested.into_iter().enumerate() {
@@ -104,7 +105,7 @@ fn validate_extensions(requested: Vec<String>) -> Result<Vec<String>, Error> {
     if refused.is_empty() {
         Ok(accepted)
     } else {
-        Err(Error::invalid(
+        Err(AddonError::invalid(
             "options.postgresql.extensions",
             format!(
                 "not on the addon's whitelist: {}; allowed: {}",
@@ -181,14 +182,14 @@ mod tests {
         for locale in ["de_DE'; --", "a b", &"x".repeat(65)] {
             let error = ProvisionSpec::try_from(request(postgresql(locale, &[]))).err();
             assert!(
-                matches!(&error, Some(Error::InvalidArgument { field, .. }) if field == "options.postgresql.locale"),
+                matches!(&error, Some(AddonError::InvalidArgument { field, .. }) if field == "options.postgresql.locale"),
                 "{locale}: {error:?}"
             );
         }
         let error =
             ProvisionSpec::try_from(request(Some(Options::Mysql(MysqlOptions::default())))).err();
         assert!(
-            matches!(&error, Some(Error::InvalidArgument { field, .. }) if field == "options"),
+            matches!(&error, Some(AddonError::InvalidArgument { field, .. }) if field == "options"),
             "{error:?}"
         );
     }

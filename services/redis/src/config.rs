@@ -2,10 +2,10 @@
 
 use std::{ops::RangeInclusive, path::PathBuf, time::Duration};
 
-use fleet_shared::config::{CommonConfig, ConfigError, EnvReader};
-
-/// The service's well-known port.
-pub const DEFAULT_PORT: u16 = 50054;
+use fleet_shared::{
+    catalog,
+    config::{CommonConfig, ConfigError, EnvReader},
+};
 
 /// Everything the service needs to run.
 #[derive(Debug, Clone)]
@@ -41,7 +41,7 @@ impl Config {
     /// Reads and validates the environment, reporting every problem at once.
     pub fn from_env(env: EnvReader) -> Result<Self, ConfigError> {
         let mut env = env;
-        let common = CommonConfig::read(&mut env, DEFAULT_PORT);
+        let common = CommonConfig::read(&mut env, catalog::REDIS.default_port);
         let data_dir = env.required(
             "FLEET_REDIS_DATA_DIR",
             "directory holding one sub-directory per app instance",

@@ -3,7 +3,8 @@
 //!
 //! Layout: [`config`] reads the environment, [`request`] validates requests, [`provisioner`]
 //! keeps the per-app instances (the gRPC layer is `fleet_shared::addon`), [`runner`] starts
-//! and stops them behind a trait, [`error`] maps every failure to one gRPC status.
+//! and stops them behind a trait, [`error`] classifies file errors into the fleet's one error
+//! type.
 
 pub mod config;
 pub mod error;
@@ -15,7 +16,9 @@ use std::future::Future;
 
 use fleet_shared::{
     addon::serve_addon,
+    catalog,
     config::{CommonConfig, ConfigError, EnvReader},
+    error::AddonError,
     server::{GrpcServer, ServeError},
     service::{FleetService, ServiceConfig},
 };
@@ -30,7 +33,7 @@ use crate::{
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
-    DataDir(#[from] error::Error),
+    DataDir(#[from] AddonError),
     #[error(transparent)]
     Serve(#[from] ServeError),
 }
@@ -60,7 +63,7 @@ pub struct Service;
 
 impl FleetService for Service {
     const BINARY: &'static str = "fleet-redis";
-    const ENV_PREFIX: &'static str = "REDIS";
+    const ENV_PREFIX: &'static str = catalog::REDIS.env;
     type Config = Config;
     type Error = StartError;
 

@@ -15,7 +15,7 @@
 use std::{
     collections::{BTreeSet, HashMap},
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::Duration,
 };
 
@@ -25,12 +25,13 @@ use fleet_shared::{
     app_id::ResourceName,
     credentials::MasterKey,
     env_bundle::{EnvBundle, EnvPrefix, url_host},
+    error::AddonError,
+    keyed_lock::KeyedLocks,
 };
-use tokio::sync::OwnedMutexGuard;
 
 use crate::{
     config::Config,
-    error::Error,
+    error::classify,
     request::ProvisionSpec,
     runner::{ADMIN_USER, Instance, InstanceRunner},
 };
@@ -82,16 +83,17 @@ struct Inner<R> {
     appendfsync: String,
     master_key: MasterKey,
     env_prefix: EnvPrefix,
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Serializes calls on one app; different apps proceed in parallel.
+    locks: KeyedLocks,
     /// Held while choosing a port, so two new apps never take the same one.
     allocating: tokio::sync::Mutex<()>,
 }
 
 impl<R: InstanceRunner> Provisioner<R> {
     /// A provisioner over `config.data_dir`, starting instances with `runner`.
-    pub fn new(config: &Config, runner: R) -> Result<Self, Error> {
+    pub fn new(config: &Config, runner: R) -> Result<Self, AddonError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            Error::Unavailable(format!(
+            AddonError::Unavailable(format!(
                 "cannot create FLEET_REDIS_DATA_DIR {}: {e}",
                 config.data_dir.display()
             ))
@@ -107,7 +109,7 @@ impl<R: InstanceRunner> Provisioner<R> {
                 appendfsync: config.appendfsync.clone(),
                 master_key: config.common.master_key.clone(),
                 env_prefix: config.common.env_prefix.clone(),
-                locks: Mutex::new(HashMap::new()),
+                locks: KeyedLocks::new(),
                 allocating: tokio::sync::Mutex::new(()),
             }),
         })
@@ -134,7 +136,7 @@ impl<R: InstanceRunner> Provisioner<R> {
         };
         failed.retain(|name, _| names.contains(name));
         for name in names {
-            let _guard = self.lock(&name).await;
+            let _guard = self.inner.locks.lock(&name).await;
             let Some((recorded, instance)) = self.instance_of(&name).await else {
                 continue; // removed meanwhile
             };
@@ -165,7 +167,7 @@ impl<R: InstanceRunner> Provisioner<R> {
             return;
         };
         for name in names {
-            let _guard = self.lock(&name).await;
+            let _guard = self.inner.locks.lock(&name).await;
             if let Some((_, instance)) = self.instance_of(&name).await {
                 let _ = self.inner.runner.stop(&instance).await;
             }
@@ -177,10 +179,12 @@ impl<R: InstanceRunner> Provisioner<R> {
     }
 
     /// The names of every instance directory with a record.
-    async fn names(&self) -> Result<Vec<String>, Error> {
+    async fn names(&self) -> Result<Vec<String>, AddonError> {
         let mut names = Vec::new();
-        let mut entries = tokio::fs::read_dir(&self.inner.data_dir).await?;
-        while let Some(entry) = entries.next_entry().await? {
+        let mut entries = tokio::fs::read_dir(&self.inner.data_dir)
+            .await
+            .map_err(classify)?;
+        while let Some(entry) = entries.next_entry().await.map_err(classify)? {
             if entry.path().join("instance.json").is_file()
                 && let Some(name) = entry.file_name().to_str()
             {
@@ -211,7 +215,7 @@ impl<R: InstanceRunner> Provisioner<R> {
     }
 
     /// A port in the range that no recorded instance uses and that can be bound now.
-    async fn free_port(&self) -> Result<u16, Error> {
+    async fn free_port(&self) -> Result<u16, AddonError> {
         let mut taken = BTreeSet::new();
         for name in self.names().await? {
             if let Ok(Some(recorded)) = read_record(&self.dir(&name)).await {
@@ -225,7 +229,7 @@ impl<R: InstanceRunner> Provisioner<R> {
                 return Ok(port);
             }
         }
-        Err(Error::ResourceExhausted(format!(
+        Err(AddonError::ResourceExhausted(format!(
             "no free port left for a new redis instance in {}-{} (FLEET_REDIS_PORTS); widen \
              the range or remove unused apps",
             self.inner.ports.start(),
@@ -286,26 +290,18 @@ impl<R: InstanceRunner> Provisioner<R> {
         }
         env
     }
-
-    async fn lock(&self, name: &str) -> OwnedMutexGuard<()> {
-        let lock = match self.inner.locks.lock() {
-            Ok(mut locks) => Arc::clone(locks.entry(name.to_owned()).or_default()),
-            Err(poisoned) => Arc::clone(poisoned.into_inner().entry(name.to_owned()).or_default()),
-        };
-        lock.lock_owned().await
-    }
 }
 
 impl<R: InstanceRunner> AddonBackend for Provisioner<R> {
     const ADDON: &'static str = ADDON;
+    const BACKEND: Option<&'static str> = None;
     type Spec = ProvisionSpec;
-    type Error = Error;
 
     /// Creates the app's instance (or brings its configuration up to date) and makes sure it
     /// runs. A new instance that fails to start leaves nothing behind.
-    async fn provision(&self, spec: ProvisionSpec) -> Result<EnvBundle, Error> {
+    async fn provision(&self, spec: ProvisionSpec) -> Result<EnvBundle, AddonError> {
         let name = spec.app.resource_name();
-        let _guard = self.lock(name.as_str()).await;
+        let _guard = self.inner.locks.lock(name.as_str()).await;
         let dir = self.dir(name.as_str());
         let password = (!spec.no_password).then(|| {
             self.inner
@@ -357,9 +353,9 @@ impl<R: InstanceRunner> AddonBackend for Provisioner<R> {
     }
 
     /// Stops the app's instance and deletes its data.
-    async fn deprovision(&self, app: AppId) -> Result<(), Error> {
+    async fn deprovision(&self, app: AppId) -> Result<(), AddonError> {
         let name = app.resource_name();
-        let _guard = self.lock(name.as_str()).await;
+        let _guard = self.inner.locks.lock(name.as_str()).await;
         let dir = self.dir(name.as_str());
         match read_record(&dir).await? {
             None => return Ok(()),
@@ -369,13 +365,13 @@ impl<R: InstanceRunner> AddonBackend for Provisioner<R> {
                 self.inner.runner.stop(&instance).await?;
             }
         }
-        tokio::fs::remove_dir_all(&dir).await?;
+        tokio::fs::remove_dir_all(&dir).await.map_err(classify)?;
         tracing::info!(app_id = %app, name = %name, "deprovisioned");
         Ok(())
     }
 
     /// The apps with an instance here, sorted.
-    async fn list(&self) -> Result<Vec<String>, Error> {
+    async fn list(&self) -> Result<Vec<String>, AddonError> {
         let mut ids = Vec::new();
         for name in self.names().await? {
             if let Some(recorded) = read_record(&self.dir(&name)).await? {
@@ -394,38 +390,39 @@ impl<R: InstanceRunner> AddonBackend for Provisioner<R> {
     }
 }
 
-fn taken(name: &ResourceName) -> Error {
-    Error::FailedPrecondition(format!(
+fn taken(name: &ResourceName) -> AddonError {
+    AddonError::FailedPrecondition(format!(
         "the redis instance directory {name} belongs to another app; refusing to share it"
     ))
 }
 
-async fn read_record(dir: &Path) -> Result<Option<Recorded>, Error> {
+async fn read_record(dir: &Path) -> Result<Option<Recorded>, AddonError> {
     let text = match tokio::fs::read_to_string(dir.join("instance.json")).await {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(error.into()),
+        Err(error) => return Err(classify(error)),
     };
-    let value: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::Internal(format!("{}: {e}", dir.join("instance.json").display())))?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        AddonError::Internal(format!("{}: {e}", dir.join("instance.json").display()))
+    })?;
     let app_id = value["app_id"].as_str().map(str::to_owned);
     let port = value["port"].as_u64().and_then(|p| u16::try_from(p).ok());
     match (app_id, port) {
         (Some(app_id), Some(port)) => Ok(Some(Recorded { app_id, port })),
-        _ => Err(Error::Internal(format!(
+        _ => Err(AddonError::Internal(format!(
             "{} is incomplete",
             dir.join("instance.json").display()
         ))),
     }
 }
 
-async fn write_record(dir: &Path, recorded: &Recorded) -> Result<(), Error> {
+async fn write_record(dir: &Path, recorded: &Recorded) -> Result<(), AddonError> {
     let json = serde_json::json!({"app_id": recorded.app_id, "port": recorded.port});
     write_atomically(&dir.join("instance.json"), &json.to_string()).await
 }
 
 /// Writes `contents` to `path` (mode 0600) unless it already holds them; whether it changed.
-async fn write_if_changed(path: &Path, contents: &str) -> Result<bool, Error> {
+async fn write_if_changed(path: &Path, contents: &str) -> Result<bool, AddonError> {
     if tokio::fs::read_to_string(path)
         .await
         .is_ok_and(|old| old == contents)
@@ -436,7 +433,7 @@ async fn write_if_changed(path: &Path, contents: &str) -> Result<bool, Error> {
     Ok(true)
 }
 
-async fn write_atomically(path: &Path, contents: &str) -> Result<(), Error> {
+async fn write_atomically(path: &Path, contents: &str) -> Result<(), AddonError> {
     use std::os::unix::fs::OpenOptionsExt;
     let temporary = path.with_extension("tmp");
     let mut options = std::fs::OpenOptions::new();
@@ -450,11 +447,12 @@ async fn write_atomically(path: &Path, contents: &str) -> Result<(), Error> {
         file.sync_all()?;
         std::fs::rename(&temporary, &path_owned)
     })
-    .await??;
+    .await?
+    .map_err(classify)?;
     Ok(())
 }
 
-async fn create_private_dir(dir: &Path) -> Result<(), Error> {
+async fn create_private_dir(dir: &Path) -> Result<(), AddonError> {
     use std::os::unix::fs::DirBuilderExt;
     let dir = dir.to_owned();
     tokio::task::spawn_blocking(move || {
@@ -463,6 +461,7 @@ async fn create_private_dir(dir: &Path) -> Result<(), Error> {
             .recursive(true)
             .create(dir)
     })
-    .await??;
+    .await?
+    .map_err(classify)?;
     Ok(())
 }

@@ -3,10 +3,9 @@
 use fleet_shared::{
     AppId,
     addon::{InvalidField, parse_app_id},
+    error::AddonError,
     proto::addon::{ProvisionRequest, RedisOptions, provision_request::Options},
 };
-
-use crate::error::Error;
 
 /// A validated Provision call.
 #[derive(Debug, Clone)]
@@ -18,9 +17,9 @@ pub struct ProvisionSpec {
 }
 
 impl TryFrom<ProvisionRequest> for ProvisionSpec {
-    type Error = Error;
+    type Error = AddonError;
 
-    fn try_from(request: ProvisionRequest) -> Result<Self, Error> {
+    fn try_from(request: ProvisionRequest) -> Result<Self, AddonError> {
         let ProvisionRequest {
             app_id,
             app_domain: _, // Redis has no use for the app's domain.

@@ -15,11 +15,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use fleet_shared::{Secret, env_bundle::url_host};
+use fleet_shared::{Secret, env_bundle::url_host, error::AddonError};
 use redis::{AsyncConnectionConfig, aio::MultiplexedConnection};
 use tokio::process::{Child, Command};
 
-use crate::error::Error;
+use crate::error::classify;
 
 /// The ACL user the service itself authenticates as (identity checks and SHUTDOWN).
 pub const ADMIN_USER: &str = "fleet-admin";
@@ -56,9 +56,9 @@ impl Instance {
 pub trait InstanceRunner: Send + Sync + 'static {
     /// Starts the instance from its `redis.conf`, stopping any copy already running first (so
     /// there is never more than one); returns once it is healthy.
-    fn start(&self, instance: &Instance) -> impl Future<Output = Result<(), Error>> + Send;
+    fn start(&self, instance: &Instance) -> impl Future<Output = Result<(), AddonError>> + Send;
     /// Stops it (a final AOF write), and anything else still running on its directory.
-    fn stop(&self, instance: &Instance) -> impl Future<Output = Result<(), Error>> + Send;
+    fn stop(&self, instance: &Instance) -> impl Future<Output = Result<(), AddonError>> + Send;
     /// Whether the instance this runner started runs and answers as itself.
     fn healthy(&self, instance: &Instance) -> impl Future<Output = bool> + Send;
     /// Whether the instance this runner started still runs (answering or not).
@@ -77,12 +77,12 @@ pub struct Owner {
 impl Owner {
     /// `Some(user)` when this process runs as root (instances must not), `None` otherwise
     /// (instances run as the service's own user).
-    pub fn resolve(user: &str) -> Result<Option<Self>, Error> {
+    pub fn resolve(user: &str) -> Result<Option<Self>, AddonError> {
         if effective_uid() != Some(0) {
             return Ok(None);
         }
         let passwd = std::fs::read_to_string("/etc/passwd")
-            .map_err(|e| Error::Unavailable(format!("cannot read /etc/passwd: {e}")))?;
+            .map_err(|e| AddonError::Unavailable(format!("cannot read /etc/passwd: {e}")))?;
         let owner = passwd.lines().find_map(|line| {
             let fields: Vec<&str> = line.split(':').collect();
             match fields.as_slice() {
@@ -95,11 +95,11 @@ impl Owner {
         });
         match owner {
             Some(owner) if owner.uid != 0 => Ok(Some(owner)),
-            Some(_) => Err(Error::Unavailable(format!(
+            Some(_) => Err(AddonError::Unavailable(format!(
                 "FLEET_REDIS_RUN_AS names {user}, which is root; instances must run as an \
                  unprivileged user"
             ))),
-            None => Err(Error::Unavailable(format!(
+            None => Err(AddonError::Unavailable(format!(
                 "the service runs as root and runs redis instances as the user {user}, which \
                  does not exist; install redis-server (it creates the user `redis`) or set \
                  FLEET_REDIS_RUN_AS to an unprivileged user"
@@ -167,7 +167,7 @@ impl ProcessRunner {
 }
 
 impl InstanceRunner for ProcessRunner {
-    async fn start(&self, instance: &Instance) -> Result<(), Error> {
+    async fn start(&self, instance: &Instance) -> Result<(), AddonError> {
         self.stop(instance).await?;
         if let Some(owner) = self.owner {
             hand_over(&instance.dir, owner).await?;
@@ -188,7 +188,7 @@ impl InstanceRunner for ProcessRunner {
             command.uid(owner.uid).gid(owner.gid);
         }
         let child = command.spawn().map_err(|e| {
-            Error::Unavailable(format!(
+            AddonError::Unavailable(format!(
                 "cannot start {}: {e}; is redis-server installed?",
                 self.server_bin.display()
             ))
@@ -208,7 +208,7 @@ impl InstanceRunner for ProcessRunner {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let _ = self.stop(instance).await;
-        Err(Error::Unavailable(format!(
+        Err(AddonError::Unavailable(format!(
             "the app's redis instance did not start (is another process holding port {}?); \
              see {}",
             instance.port,
@@ -216,7 +216,7 @@ impl InstanceRunner for ProcessRunner {
         )))
     }
 
-    async fn stop(&self, instance: &Instance) -> Result<(), Error> {
+    async fn stop(&self, instance: &Instance) -> Result<(), AddonError> {
         if let Some(child) = self.take_child(&instance.name) {
             self.stop_child(instance, child).await;
         }
@@ -371,7 +371,7 @@ async fn signal(pid: u32, name: &str) {
 
 /// Hands `dir` and everything in it to `owner`, closed to group and others (files written by
 /// the service, and by instances of versions that ran as root or with a looser umask).
-async fn hand_over(dir: &Path, owner: Owner) -> Result<(), Error> {
+async fn hand_over(dir: &Path, owner: Owner) -> Result<(), AddonError> {
     fn walk(path: &Path, owner: Owner) -> std::io::Result<()> {
         use std::os::unix::fs::PermissionsExt;
         let metadata = std::fs::symlink_metadata(path)?;
@@ -388,17 +388,19 @@ async fn hand_over(dir: &Path, owner: Owner) -> Result<(), Error> {
         Ok(())
     }
     let dir = dir.to_owned();
-    tokio::task::spawn_blocking(move || walk(&dir, owner)).await??;
+    tokio::task::spawn_blocking(move || walk(&dir, owner))
+        .await?
+        .map_err(classify)?;
     Ok(())
 }
 
 /// Makes the data directory reachable by `owner` and by no one else: mode 0711 (others may
 /// pass through to their own directory, not list the apps) when instances run as another
 /// user, 0700 otherwise; and checks that every parent lets `owner` through.
-pub fn prepare_data_dir(data_dir: &Path, owner: Option<Owner>) -> Result<(), Error> {
+pub fn prepare_data_dir(data_dir: &Path, owner: Option<Owner>) -> Result<(), AddonError> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let unusable = |e: std::io::Error| {
-        Error::Unavailable(format!("FLEET_REDIS_DATA_DIR {}: {e}", data_dir.display()))
+        AddonError::Unavailable(format!("FLEET_REDIS_DATA_DIR {}: {e}", data_dir.display()))
     };
     let mode = if owner.is_some() { 0o711 } else { 0o700 };
     std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(mode)).map_err(unusable)?;
@@ -413,7 +415,7 @@ pub fn prepare_data_dir(data_dir: &Path, owner: Option<Owner>) -> Result<(), Err
             || (metadata.uid() == owner.uid && mode & 0o100 != 0)
             || (metadata.gid() == owner.gid && mode & 0o010 != 0);
         if !passable {
-            return Err(Error::Unavailable(format!(
+            return Err(AddonError::Unavailable(format!(
                 "redis instances run as uid {} and cannot reach FLEET_REDIS_DATA_DIR through {} \
                  (mode {:o}); allow them through with `chmod o+x {}` or move the data directory",
                 owner.uid,

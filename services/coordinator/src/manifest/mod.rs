@@ -7,10 +7,13 @@ pub mod json;
 
 use std::collections::BTreeMap;
 
-use fleet_shared::proto::addon::{
-    DockerOptions, EmailOptions, LdapOptions, MongodbOptions, MysqlOptions, OidcOptions,
-    PostgresqlOptions, RecvmailOptions, RedisOptions, SendmailOptions, TokenSignatureAlgorithm,
-    TurnOptions, provision_request::Options,
+use fleet_shared::{
+    catalog::ADDONS,
+    proto::addon::{
+        DockerOptions, EmailOptions, LdapOptions, MongodbOptions, MysqlOptions, OidcOptions,
+        PostgresqlOptions, RecvmailOptions, RedisOptions, SendmailOptions, TokenSignatureAlgorithm,
+        TurnOptions, provision_request::Options,
+    },
 };
 use prost_types::{Struct, Value, value::Kind};
 
@@ -93,28 +96,6 @@ impl std::fmt::Display for Problem {
         write!(f, "{}: {}", self.path, self.reason)
     }
 }
-
-/// Every addon of the reference, and whether a service provisions it.
-pub const ADDONS: [&str; 15] = [
-    "docker",
-    "email",
-    "ldap",
-    "localstorage",
-    "mongodb",
-    "mysql",
-    "oidc",
-    "postgresql",
-    "proxyAuth",
-    "recvmail",
-    "redis",
-    "scheduler",
-    "sendmail",
-    "tls",
-    "turn",
-];
-
-/// Addons that cannot be added to an installed app (the reference explains why).
-pub const INSTALL_ONLY: [&str; 2] = ["ldap", "proxyAuth"];
 
 impl Manifest {
     /// Validates `addons`, collecting every problem (keeping the first ones).
