@@ -1,78 +1,47 @@
-//! The service's one error type and its one mapping to gRPC statuses.
+//! How the service classifies MongoDB's errors into the fleet's one [`AddonError`].
 
-use fleet_shared::addon::InvalidField;
+use fleet_shared::error::AddonError;
 use mongodb::error::ErrorKind;
-use tonic::Status;
-
-/// What can go wrong serving a call. Messages say what was wrong and what to do.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("{field}: {reason}")]
-    InvalidArgument { field: String, reason: String },
-    #[error("{0}")]
-    FailedPrecondition(String),
-    /// MongoDB cannot be reached or refuses the service.
-    #[error("MongoDB is unavailable: {0}")]
-    Unavailable(String),
-    /// Anything else; the details go to the log, not to the caller.
-    #[error("internal error: {0}")]
-    Internal(String),
-}
 
 /// MongoDB error codes the service tells apart.
 pub mod code {
     pub const AUTHENTICATION_FAILED: i32 = 18;
     pub const USER_NOT_FOUND: i32 = 11;
+    pub const DUPLICATE_KEY: i32 = 11000;
+    pub const USER_ALREADY_EXISTS: i32 = 51003;
 }
 
-impl From<mongodb::error::Error> for Error {
-    fn from(error: mongodb::error::Error) -> Self {
-        match error.kind.as_ref() {
-            ErrorKind::ServerSelection { .. }
-            | ErrorKind::Io(_)
-            | ErrorKind::ConnectionPoolCleared { .. } => Self::Unavailable(
-                "cannot reach the server; check that it is running and FLEET_MONGODB_ADMIN_URL"
-                    .to_owned(),
-            ),
-            ErrorKind::Authentication { .. } => Self::Unavailable(
-                "the server refused the service's admin credentials; check \
-                 FLEET_MONGODB_ADMIN_URL (and FLEET_MONGODB_ADMIN_PASSWORD_FILE)"
-                    .to_owned(),
-            ),
-            ErrorKind::Command(command) if command.code == code::AUTHENTICATION_FAILED => {
-                Self::Unavailable("the server refused the service's admin credentials".to_owned())
-            }
-            ErrorKind::Command(command) => Self::Internal(format!(
-                "MongoDB error {} ({}): {}",
-                command.code, command.code_name, command.message
-            )),
-            _ => Self::Internal(error.to_string()),
+/// Whether `error` is the server's answer with `code`, to a command or to a write.
+pub fn has_code(error: &mongodb::error::Error, code: i32) -> bool {
+    match error.kind.as_ref() {
+        ErrorKind::Command(command) => command.code == code,
+        ErrorKind::Write(mongodb::error::WriteFailure::WriteError(write)) => write.code == code,
+        _ => false,
+    }
+}
+
+/// What a driver error means to the caller: an unreachable or refusing server is UNAVAILABLE,
+/// anything else INTERNAL (its details go to the log).
+pub fn classify(error: mongodb::error::Error) -> AddonError {
+    match error.kind.as_ref() {
+        ErrorKind::ServerSelection { .. }
+        | ErrorKind::Io(_)
+        | ErrorKind::ConnectionPoolCleared { .. } => AddonError::Unavailable(
+            "cannot reach the server; check that it is running and FLEET_MONGODB_ADMIN_URL"
+                .to_owned(),
+        ),
+        ErrorKind::Authentication { .. } => AddonError::Unavailable(
+            "the server refused the service's admin credentials; check \
+             FLEET_MONGODB_ADMIN_URL (and FLEET_MONGODB_ADMIN_PASSWORD_FILE)"
+                .to_owned(),
+        ),
+        ErrorKind::Command(command) if command.code == code::AUTHENTICATION_FAILED => {
+            AddonError::Unavailable("the server refused the service's admin credentials".to_owned())
         }
-    }
-}
-
-impl From<InvalidField> for Error {
-    fn from(InvalidField { field, reason }: InvalidField) -> Self {
-        Self::InvalidArgument { field, reason }
-    }
-}
-
-impl From<tokio::task::JoinError> for Error {
-    fn from(error: tokio::task::JoinError) -> Self {
-        Self::Internal(format!("provisioning task failed: {error}"))
-    }
-}
-
-impl From<Error> for Status {
-    fn from(error: Error) -> Self {
-        match error {
-            Error::InvalidArgument { .. } => Status::invalid_argument(error.to_string()),
-            Error::FailedPrecondition(message) => Status::failed_precondition(message),
-            Error::Unavailable(_) => Status::unavailable(error.to_string()),
-            Error::Internal(detail) => {
-                tracing::error!(%detail, "internal error");
-                Status::internal("internal error; the mongodb service's log has the details")
-            }
-        }
+        ErrorKind::Command(command) => AddonError::Internal(format!(
+            "MongoDB error {} ({}): {}",
+            command.code, command.code_name, command.message
+        )),
+        _ => AddonError::Internal(error.to_string()),
     }
 }

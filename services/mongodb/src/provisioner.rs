@@ -3,28 +3,24 @@
 //! appears with the app's first write. `fleet_meta.apps` records which app owns each name, so a
 //! collision is refused and [`AddonBackend::list`] works.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-};
-
 use fleet_shared::{
     AppId,
     addon::AddonBackend,
     app_id::ResourceName,
     credentials::MasterKey,
     env_bundle::{EnvBundle, EnvPrefix, url_host},
+    error::AddonError,
+    keyed_lock::KeyedLocks,
 };
 use mongodb::{
     Client,
     bson::{Document, doc},
     options::{ClientOptions, ServerAddress},
 };
-use tokio::sync::OwnedMutexGuard;
 
 use crate::{
     config::Config,
-    error::{Error, code},
+    error::{classify, code, has_code},
     request::ProvisionSpec,
 };
 
@@ -41,16 +37,18 @@ pub struct Provisioner {
     env_prefix: EnvPrefix,
     app_host: String,
     app_port: u16,
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Serializes calls on one app within this process. Replicas are not kept apart by it:
+    /// that needs a lock held in MongoDB itself.
+    locks: KeyedLocks,
 }
 
 impl Provisioner {
     /// A provisioner for `config`'s server; connects lazily.
-    pub async fn new(config: &Config) -> Result<Self, Error> {
+    pub async fn new(config: &Config) -> Result<Self, AddonError> {
         let mut options = ClientOptions::parse(config.admin.url.expose())
             .await
             .map_err(|_| {
-                Error::Unavailable("FLEET_MONGODB_ADMIN_URL cannot be parsed".to_owned())
+                AddonError::Unavailable("FLEET_MONGODB_ADMIN_URL cannot be parsed".to_owned())
             })?;
         options.server_selection_timeout = Some(config.admin.connect_timeout);
         options.connect_timeout = Some(config.admin.connect_timeout);
@@ -66,12 +64,12 @@ impl Provisioner {
             _ => ("127.0.0.1".to_owned(), 27017),
         };
         Ok(Self {
-            client: Client::with_options(options)?,
+            client: Client::with_options(options).map_err(classify)?,
             master_key: config.common.master_key.clone(),
             env_prefix: config.common.env_prefix.clone(),
             app_host: config.admin.app_host.clone().unwrap_or(host),
             app_port: config.admin.app_port.unwrap_or(port),
-            locks: Mutex::new(HashMap::new()),
+            locks: KeyedLocks::new(),
         })
     }
 
@@ -79,17 +77,22 @@ impl Provisioner {
         self.client.database(META_DATABASE).collection("apps")
     }
 
-    async fn owner(&self, name: &ResourceName) -> Result<Option<String>, Error> {
-        let record = self.apps().find_one(doc! {"_id": name.as_str()}).await?;
+    async fn owner(&self, name: &ResourceName) -> Result<Option<String>, AddonError> {
+        let record = self
+            .apps()
+            .find_one(doc! {"_id": name.as_str()})
+            .await
+            .map_err(classify)?;
         Ok(record.and_then(|r| r.get_str("app_id").ok().map(str::to_owned)))
     }
 
-    async fn user_exists(&self, name: &ResourceName) -> Result<bool, Error> {
+    async fn user_exists(&self, name: &ResourceName) -> Result<bool, AddonError> {
         let reply = self
             .client
             .database(name.as_str())
             .run_command(doc! {"usersInfo": name.as_str()})
-            .await?;
+            .await
+            .map_err(classify)?;
         Ok(reply
             .get_array("users")
             .is_ok_and(|users| !users.is_empty()))
@@ -117,66 +120,76 @@ impl Provisioner {
         }
         env
     }
-
-    async fn lock(&self, name: &str) -> OwnedMutexGuard<()> {
-        let lock = match self.locks.lock() {
-            Ok(mut locks) => Arc::clone(locks.entry(name.to_owned()).or_default()),
-            Err(poisoned) => Arc::clone(poisoned.into_inner().entry(name.to_owned()).or_default()),
-        };
-        lock.lock_owned().await
-    }
 }
 
 impl AddonBackend for Provisioner {
     const ADDON: &'static str = ADDON;
+    const BACKEND: Option<&'static str> = Some("MongoDB");
     type Spec = ProvisionSpec;
-    type Error = Error;
 
-    /// Creates the app's user (or resets its password and roles) and records the app.
-    async fn provision(&self, spec: ProvisionSpec) -> Result<EnvBundle, Error> {
+    /// Creates the app's user (or resets its password and roles) and records the app. Safe
+    /// against other replicas provisioning the same app at once: the record's unique `_id`
+    /// decides who claims the name, and a user another replica just created is updated to
+    /// the same derived password.
+    async fn provision(&self, spec: ProvisionSpec) -> Result<EnvBundle, AddonError> {
         let name = spec.app.resource_name();
-        let _guard = self.lock(name.as_str()).await;
+        let _guard = self.locks.lock(name.as_str()).await;
         let password = self
             .master_key
             .derive_password(ADDON, &spec.app, spec.generation);
-        let owner = self.owner(&name).await?;
-        let user_exists = self.user_exists(&name).await?;
-        match owner.as_deref() {
-            Some(owner) if owner != spec.app.as_str() => return Err(taken(&name)),
-            None if user_exists => return Err(taken(&name)),
-            _ => {}
-        }
-        if owner.is_none() {
-            self.apps()
-                .insert_one(doc! {"_id": name.as_str(), "app_id": spec.app.as_str()})
-                .await?;
+        let record = doc! {"_id": name.as_str(), "app_id": spec.app.as_str()};
+        let claimed = match self.apps().insert_one(record.clone()).await {
+            Ok(_) => true,
+            Err(error) if has_code(&error, code::DUPLICATE_KEY) => false,
+            Err(error) => return Err(classify(error)),
+        };
+        if claimed {
+            // Nobody had recorded this name: a user already holding it is someone else's.
+            if self.user_exists(&name).await? {
+                let _ = self.apps().delete_one(record).await;
+                return Err(taken(&name));
+            }
+        } else {
+            match self.owner(&name).await?.as_deref() {
+                Some(owner) if owner == spec.app.as_str() => {}
+                Some(_) => return Err(taken(&name)),
+                None => {
+                    return Err(AddonError::Unavailable(
+                        "the app's record was removed while it was provisioned; try again"
+                            .to_owned(),
+                    ));
+                }
+            }
         }
         let mut roles = vec![doc! {"role": "readWrite", "db": name.as_str()}];
         if spec.oplog {
             roles.push(doc! {"role": "read", "db": "local"});
         }
         let database = self.client.database(name.as_str());
-        let command = if user_exists {
-            doc! {"updateUser": name.as_str(), "pwd": password.expose(), "roles": roles,
-            "mechanisms": ["SCRAM-SHA-256"]}
-        } else {
-            doc! {"createUser": name.as_str(), "pwd": password.expose(), "roles": roles,
+        let user = |verb: &str| {
+            doc! {verb: name.as_str(), "pwd": password.expose(), "roles": roles.clone(),
             "mechanisms": ["SCRAM-SHA-256"]}
         };
-        if let Err(error) = database.run_command(command).await {
-            if owner.is_none() {
-                let _ = self.apps().delete_one(doc! {"_id": name.as_str()}).await;
+        let created = match database.run_command(user("createUser")).await {
+            Err(error) if has_code(&error, code::USER_ALREADY_EXISTS) => {
+                database.run_command(user("updateUser")).await
             }
-            return Err(error.into());
+            other => other,
+        };
+        if let Err(error) = created {
+            if claimed {
+                let _ = self.apps().delete_one(record).await;
+            }
+            return Err(classify(error));
         }
         tracing::info!(app_id = %spec.app, name = %name, oplog = spec.oplog, "provisioned");
         Ok(self.env(&name, password.expose(), spec.oplog))
     }
 
     /// Drops the app's user and database. Succeeds when they are gone.
-    async fn deprovision(&self, app: AppId) -> Result<(), Error> {
+    async fn deprovision(&self, app: AppId) -> Result<(), AddonError> {
         let name = app.resource_name();
-        let _guard = self.lock(name.as_str()).await;
+        let _guard = self.locks.lock(name.as_str()).await;
         match self.owner(&name).await?.as_deref() {
             Some(owner) if owner != app.as_str() => return Err(taken(&name)),
             None if self.user_exists(&name).await? => return Err(taken(&name)),
@@ -188,21 +201,28 @@ impl AddonBackend for Provisioner {
             let gone = matches!(error.kind.as_ref(),
                 mongodb::error::ErrorKind::Command(c) if c.code == code::USER_NOT_FOUND);
             if !gone {
-                return Err(error.into());
+                return Err(classify(error));
             }
         }
-        database.drop().await?;
-        self.apps().delete_one(doc! {"_id": name.as_str()}).await?;
+        database.drop().await.map_err(classify)?;
+        self.apps()
+            .delete_one(doc! {"_id": name.as_str()})
+            .await
+            .map_err(classify)?;
         tracing::info!(app_id = %app, name = %name, "deprovisioned");
         Ok(())
     }
 
     /// The apps recorded here, sorted.
-    async fn list(&self) -> Result<Vec<String>, Error> {
-        let mut cursor = self.apps().find(doc! {}).await?;
+    async fn list(&self) -> Result<Vec<String>, AddonError> {
+        let mut cursor = self.apps().find(doc! {}).await.map_err(classify)?;
         let mut ids = Vec::new();
-        while cursor.advance().await? {
-            if let Ok(id) = cursor.deserialize_current()?.get_str("app_id") {
+        while cursor.advance().await.map_err(classify)? {
+            if let Ok(id) = cursor
+                .deserialize_current()
+                .map_err(classify)?
+                .get_str("app_id")
+            {
                 ids.push(id.to_owned());
             }
         }
@@ -220,8 +240,8 @@ impl AddonBackend for Provisioner {
     }
 }
 
-fn taken(name: &ResourceName) -> Error {
-    Error::FailedPrecondition(format!(
+fn taken(name: &ResourceName) -> AddonError {
+    AddonError::FailedPrecondition(format!(
         "a MongoDB user named {name} already exists and does not belong to this app; refusing \
          to share it (an operator must rename or remove it)"
     ))

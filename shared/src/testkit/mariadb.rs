@@ -40,6 +40,11 @@ impl MariaDbServer {
         &self.0.base
     }
 
+    /// The admin's password.
+    pub fn admin_password(&self) -> &str {
+        &self.0.password
+    }
+
     /// Admin URL, e.g. for the service's admin connection.
     pub fn admin_url(&self) -> String {
         self.url(Self::ADMIN, &self.0.password, "")

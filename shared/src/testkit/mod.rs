@@ -6,17 +6,20 @@
 //! (even on a panic or `kill -9`) and then deletes its directory.
 
 pub mod bench;
+pub mod conformance;
 pub mod harness;
 pub mod host;
 mod ldap;
 mod mariadb;
 mod mongodb;
 mod postgres;
+mod proxy;
 
 pub use ldap::LdapServer;
 pub use mariadb::MariaDbServer;
 pub use mongodb::MongoServer;
 pub use postgres::PostgresServer;
+pub use proxy::CuttableProxy;
 
 use std::{
     fs,

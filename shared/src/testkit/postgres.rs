@@ -54,6 +54,11 @@ impl PostgresServer {
         &self.0.base
     }
 
+    /// The superuser's password.
+    pub fn admin_password(&self) -> &str {
+        &self.0.password
+    }
+
     /// Superuser URL of database `postgres`, e.g. for the service's admin connection.
     pub fn admin_url(&self) -> String {
         self.superuser_url("postgres")

@@ -4,6 +4,7 @@
 
 mod addon;
 mod collisions;
+mod conformance;
 mod directory;
 mod process;
 mod support;

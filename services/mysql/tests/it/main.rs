@@ -5,6 +5,7 @@
 mod support;
 
 mod binary;
+mod conformance;
 mod failures;
 mod isolation;
 mod lifecycle;

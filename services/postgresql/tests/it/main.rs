@@ -6,6 +6,7 @@ mod support;
 
 mod attacks;
 mod binary;
+mod conformance;
 mod failures;
 mod isolation;
 mod lifecycle;

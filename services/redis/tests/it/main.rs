@@ -4,5 +4,6 @@
 mod support;
 
 mod attacks;
+mod conformance;
 mod instances;
 mod lifecycle;
