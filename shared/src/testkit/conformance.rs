@@ -18,8 +18,8 @@ use tonic_health::pb::{
 };
 
 use super::harness::{
-    AddonTestClient, InProcess, TestSecrets, addon_client, deprovision, eventually, list,
-    provision, unique_app_id,
+    AddonTestClient, InProcess, TestSecrets, addon_client, captured_logs, deprovision, eventually,
+    list, provision, unique_app_id,
 };
 use crate::{
     proto::addon::{ProvisionRequest, provision_request::Options},
@@ -246,6 +246,11 @@ pub async fn provision_is_idempotent_and_rotation_replaces_the_credentials<F: Fi
         "the old credentials still work after rotation"
     );
     assert_finds(&fixture, &rotated, "kept", "with the rotated credentials").await;
+    assert_not_logged(
+        secret_values(&first)
+            .into_iter()
+            .chain(secret_values(&rotated)),
+    );
     deprovision(&mut client, &app, F::ADDON)
         .await
         .expect("Deprovision");
@@ -396,8 +401,31 @@ pub async fn deprovision_is_idempotent_and_final<F: Fixture>() {
     served.stop().await;
 }
 
-/// The backend cut off: UNAVAILABLE with no secret in the message, health NOT_SERVING; back:
-/// SERVING again and Provision works, without restarting the service.
+/// The values of an app's variables that hold a secret: passwords, secrets, and URLs that
+/// carry credentials (`scheme://user:password@host`).
+fn secret_values(env: &Env) -> Vec<String> {
+    env.iter()
+        .filter(|(name, value)| {
+            name.contains("PASSWORD")
+                || name.contains("SECRET")
+                || (name.contains("URL") && value.contains('@'))
+        })
+        .map(|(_, value)| value.clone())
+        .collect()
+}
+
+/// Fails if a log line of this process holds one of `secrets` (at least 8 characters long,
+/// so a port number or a short word is never taken for one).
+#[track_caller]
+fn assert_not_logged(secrets: impl IntoIterator<Item = String>) {
+    let logs = captured_logs();
+    for secret in secrets.into_iter().filter(|s| s.len() >= 8) {
+        assert!(!logs.contains(&secret), "a secret was logged");
+    }
+}
+
+/// The backend cut off: UNAVAILABLE with no secret in the message or the logs, health
+/// NOT_SERVING; back: SERVING again and Provision works, without restarting the service.
 pub async fn a_backend_outage_is_unavailable_and_recovers<F: Fixture>() {
     let fixture = F::start().await;
     let served = Served::start(&fixture).await;
@@ -422,7 +450,7 @@ pub async fn a_backend_outage_is_unavailable_and_recovers<F: Fixture>() {
     match &failed {
         Err(status) if status.code() == Code::Unavailable => {
             let message = status.message();
-            let secrets = fixture.secrets().into_iter().chain(env.values().cloned());
+            let secrets = fixture.secrets().into_iter().chain(secret_values(&env));
             for secret in secrets.filter(|s| s.len() >= 8) {
                 assert!(!message.contains(&secret), "a secret in {message:?}");
             }
@@ -445,9 +473,16 @@ pub async fn a_backend_outage_is_unavailable_and_recovers<F: Fixture>() {
         .await,
         "health is not SERVING again after the outage"
     );
-    provision(&mut client, request(&fixture, &during, 0))
+    let after = provision(&mut client, request(&fixture, &during, 0))
         .await
         .expect("Provision after the outage");
+    assert_not_logged(
+        fixture
+            .secrets()
+            .into_iter()
+            .chain(secret_values(&env))
+            .chain(secret_values(&after)),
+    );
     for app in [&before, &during] {
         deprovision(&mut client, app, F::ADDON)
             .await

@@ -144,11 +144,7 @@ impl InProcess {
         F: FnOnce(TcpListener, oneshot::Receiver<()>) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        // The service's logs, shown with a failing test's output.
-        let _ = tracing_subscriber::fmt()
-            .with_test_writer()
-            .with_env_filter("warn")
-            .try_init();
+        capture_logs();
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel();
@@ -207,4 +203,49 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     false
+}
+
+/// Everything the services of this test process logged at `info` and above (the level they
+/// log at in production), as JSON lines: for checks that no secret is ever logged.
+pub fn captured_logs() -> String {
+    LOGS.lock()
+        .map(|logs| String::from_utf8_lossy(&logs).into_owned())
+        .unwrap_or_default()
+}
+
+static LOGS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+/// Sends the services' logs to the test's output (warnings and errors, shown with a failing
+/// test) and, from `info` up, to [`captured_logs`]. Once per process.
+fn capture_logs() {
+    use tracing_subscriber::{
+        EnvFilter, Layer, fmt, layer::SubscriberExt, util::SubscriberInitExt,
+    };
+    let shown = fmt::layer()
+        .with_test_writer()
+        .with_filter(EnvFilter::new("warn"));
+    let captured = fmt::layer()
+        .json()
+        .with_writer(|| Captured)
+        .with_filter(EnvFilter::new("info"));
+    let _ = tracing_subscriber::registry()
+        .with(shown)
+        .with(captured)
+        .try_init();
+}
+
+/// A writer appending to [`LOGS`].
+struct Captured;
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut logs) = LOGS.lock() {
+            logs.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
