@@ -5,6 +5,7 @@ use std::{collections::BTreeMap, time::Duration};
 use fleet_shared::{
     Secret, catalog,
     config::{CommonConfig, ConfigError, EnvReader},
+    service::ServiceConfig,
 };
 
 /// Everything the coordinator needs to run.
@@ -42,9 +43,9 @@ pub struct Runtime {
     pub app_scheme: String,
 }
 
-impl Config {
+impl ServiceConfig for Config {
     /// Reads and validates the environment, reporting every problem at once.
-    pub fn from_env(env: EnvReader) -> Result<Self, ConfigError> {
+    fn from_env(env: EnvReader) -> Result<Self, ConfigError> {
         let mut env = env;
         let common = CommonConfig::read(&mut env, catalog::COORDINATOR.default_port);
         let mut services = BTreeMap::new();
@@ -107,5 +108,9 @@ impl Config {
                 app_scheme,
             },
         })
+    }
+
+    fn common(&self) -> &CommonConfig {
+        &self.common
     }
 }

@@ -21,10 +21,9 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use fleet_shared::{
     catalog,
-    config::{CommonConfig, ConfigError, EnvReader},
     proto::coordinator::coordinator_server::CoordinatorServer,
     server::{GrpcServer, ServeError},
-    service::{FleetService, ServiceConfig},
+    service::FleetService,
 };
 use tonic::{server::NamedService, service::Routes};
 
@@ -47,44 +46,6 @@ pub enum StartError {
     Serve(#[from] ServeError),
 }
 
-/// Opens the store, settles calls a previous run left unfinished, then serves on `server`
-/// until `shutdown` resolves and drains.
-pub async fn serve(
-    config: Config,
-    mut server: GrpcServer,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), StartError> {
-    let store = Store::open(config.state_url.expose()).await?;
-    let fleet = Fleet::new(&config).map_err(StartError::Fleet)?;
-    let coordinator = Arc::new(Coordinator::new(
-        fleet,
-        store,
-        config.runtime.clone(),
-        config.common.env_prefix.clone(),
-    ));
-    coordinator.recover().await?;
-
-    let name = <CoordinatorServer<CoordinatorService> as NamedService>::NAME;
-    // "" and the service name report the coordinator itself (its store), not the AND of the
-    // addon services: installs that do not need a down service still work. Each addon
-    // service is reported under its own name (`fleet::health_name`) and in GetFleetStatus.
-    let probed = Arc::clone(&coordinator);
-    server.spawn_health_probe(&[name], FLEET_PROBE_INTERVAL, move || {
-        let probed = Arc::clone(&probed);
-        async move { probed.probe().await }
-    });
-    let probed = Arc::clone(&coordinator);
-    server.spawn_health_report(FLEET_PROBE_INTERVAL, move || {
-        let probed = Arc::clone(&probed);
-        async move { probed.probe_services().await }
-    });
-    let service =
-        CoordinatorServer::with_interceptor(CoordinatorService::new(coordinator), server.auth());
-    Ok(server
-        .serve(Routes::new(service), &[name], shutdown)
-        .await?)
-}
-
 /// This service as the fleet runs it: what [`fleet_shared::service::run`] starts as the
 /// `fleet-coordinator` binary and the test kit starts in-process.
 pub struct Service;
@@ -95,22 +56,43 @@ impl FleetService for Service {
     type Config = Config;
     type Error = StartError;
 
-    fn serve(
+    /// Opens the store, settles calls a previous run left unfinished, then serves on `server`
+    /// until `shutdown` resolves and drains.
+    async fn serve(
         config: Config,
-        server: GrpcServer,
+        mut server: GrpcServer,
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> impl Future<Output = Result<(), StartError>> + Send {
-        serve(config, server, shutdown)
-    }
-}
+    ) -> Result<(), StartError> {
+        let store = Store::open(config.state_url.expose()).await?;
+        let fleet = Fleet::new(&config).map_err(StartError::Fleet)?;
+        let coordinator = Arc::new(Coordinator::new(
+            fleet,
+            store,
+            config.runtime.clone(),
+            config.common.env_prefix.clone(),
+        ));
+        coordinator.recover().await?;
 
-impl ServiceConfig for Config {
-    fn from_env(env: EnvReader) -> Result<Self, ConfigError> {
-        // The inherent reader; this only names it for the shared start.
-        Config::from_env(env)
-    }
-
-    fn common(&self) -> &CommonConfig {
-        &self.common
+        let name = <CoordinatorServer<CoordinatorService> as NamedService>::NAME;
+        // "" and the service name report the coordinator itself (its store), not the AND of the
+        // addon services: installs that do not need a down service still work. Each addon
+        // service is reported under its own name (`fleet::health_name`) and in GetFleetStatus.
+        let probed = Arc::clone(&coordinator);
+        server.spawn_health_probe(&[name], FLEET_PROBE_INTERVAL, move || {
+            let probed = Arc::clone(&probed);
+            async move { probed.probe().await }
+        });
+        let probed = Arc::clone(&coordinator);
+        server.spawn_health_report(FLEET_PROBE_INTERVAL, move || {
+            let probed = Arc::clone(&probed);
+            async move { probed.probe_services().await }
+        });
+        let service = CoordinatorServer::with_interceptor(
+            CoordinatorService::new(coordinator),
+            server.auth(),
+        );
+        Ok(server
+            .serve(Routes::new(service), &[name], shutdown)
+            .await?)
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use fleet_shared::{
     Secret, catalog,
     config::{CommonConfig, ConfigError, EnvReader},
+    service::ServiceConfig,
 };
 
 /// The directory administrator `deploy/ldap/cluster.sh` configures.
@@ -34,9 +35,9 @@ pub struct Config {
     pub operation_timeout: Duration,
 }
 
-impl Config {
+impl ServiceConfig for Config {
     /// Reads and validates the environment, reporting every problem at once.
-    pub fn from_env(env: EnvReader) -> Result<Self, ConfigError> {
+    fn from_env(env: EnvReader) -> Result<Self, ConfigError> {
         let mut env = env;
         let common = CommonConfig::read(&mut env, catalog::LDAP.default_port);
         let admin_url = env.required(
@@ -86,6 +87,10 @@ impl Config {
             connect_timeout,
             operation_timeout,
         })
+    }
+
+    fn common(&self) -> &CommonConfig {
+        &self.common
     }
 }
 

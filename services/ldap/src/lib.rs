@@ -21,10 +21,9 @@ use std::{future::Future, sync::Arc};
 use fleet_shared::{
     addon::serve_addon_with,
     catalog,
-    config::{CommonConfig, ConfigError, EnvReader},
     proto::directory::directory_server::DirectoryServer,
     server::{GrpcServer, ServeError},
-    service::{FleetService, ServiceConfig},
+    service::FleetService,
 };
 use tonic::{server::NamedService, service::Routes};
 
@@ -32,28 +31,6 @@ use crate::{
     config::Config, connection::Connection, directory::Directory, grpc::DirectoryService,
     provisioner::Provisioner,
 };
-
-/// Serves the ldap addon and the directory on `server` until `shutdown` resolves, then drains.
-/// slapd is connected to on first use, so the service starts (NOT_SERVING) while it is down.
-pub async fn serve(
-    config: Config,
-    server: GrpcServer,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServeError> {
-    let connection = Arc::new(Connection::new(&config));
-    let provisioner = Arc::new(Provisioner::new(&config, Arc::clone(&connection)));
-    let directory = DirectoryService::new(Arc::new(Directory::new(connection)));
-    let directory = DirectoryServer::with_interceptor(directory, server.auth());
-    let name = <DirectoryServer<DirectoryService> as NamedService>::NAME;
-    serve_addon_with(
-        provisioner,
-        server,
-        Routes::new(directory),
-        &[name],
-        shutdown,
-    )
-    .await
-}
 
 /// This service as the fleet runs it: what [`fleet_shared::service::run`] starts as the
 /// `fleet-ldap` binary and the test kit starts in-process.
@@ -65,22 +42,25 @@ impl FleetService for Service {
     type Config = Config;
     type Error = ServeError;
 
-    fn serve(
+    /// Serves the ldap addon and the directory on `server` until `shutdown` resolves, then drains.
+    /// slapd is connected to on first use, so the service starts (NOT_SERVING) while it is down.
+    async fn serve(
         config: Config,
         server: GrpcServer,
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> impl Future<Output = Result<(), ServeError>> + Send {
-        serve(config, server, shutdown)
-    }
-}
-
-impl ServiceConfig for Config {
-    fn from_env(env: EnvReader) -> Result<Self, ConfigError> {
-        // The inherent reader; this only names it for the shared start.
-        Config::from_env(env)
-    }
-
-    fn common(&self) -> &CommonConfig {
-        &self.common
+    ) -> Result<(), ServeError> {
+        let connection = Arc::new(Connection::new(&config));
+        let provisioner = Arc::new(Provisioner::new(&config, Arc::clone(&connection)));
+        let directory = DirectoryService::new(Arc::new(Directory::new(connection)));
+        let directory = DirectoryServer::with_interceptor(directory, server.auth());
+        let name = <DirectoryServer<DirectoryService> as NamedService>::NAME;
+        serve_addon_with(
+            provisioner,
+            server,
+            Routes::new(directory),
+            &[name],
+            shutdown,
+        )
+        .await
     }
 }

@@ -3,6 +3,7 @@
 use fleet_shared::{
     catalog,
     config::{CommonConfig, ConfigError, DatabaseAdmin, EnvReader},
+    service::ServiceConfig,
 };
 
 /// Everything the service needs to run.
@@ -15,9 +16,9 @@ pub struct Config {
     pub admin: DatabaseAdmin,
 }
 
-impl Config {
+impl ServiceConfig for Config {
     /// Reads and validates the environment, reporting every problem at once.
-    pub fn from_env(env: EnvReader) -> Result<Self, ConfigError> {
+    fn from_env(env: EnvReader) -> Result<Self, ConfigError> {
         let mut env = env;
         let common = CommonConfig::read(&mut env, catalog::MONGODB.default_port);
         let admin = DatabaseAdmin::read(
@@ -35,5 +36,9 @@ impl Config {
             return Err(ConfigError(vec!["incomplete configuration".to_owned()]));
         };
         Ok(Self { common, admin })
+    }
+
+    fn common(&self) -> &CommonConfig {
+        &self.common
     }
 }

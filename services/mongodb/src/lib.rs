@@ -15,10 +15,9 @@ use std::future::Future;
 use fleet_shared::{
     addon::serve_addon,
     catalog,
-    config::{CommonConfig, ConfigError, EnvReader},
     error::AddonError,
     server::{GrpcServer, ServeError},
-    service::{FleetService, ServiceConfig},
+    service::FleetService,
 };
 
 use crate::{config::Config, provisioner::Provisioner};
@@ -41,16 +40,6 @@ fn client_message(error: &AddonError) -> String {
     }
 }
 
-/// Serves the mongodb addon on `server` until `shutdown` resolves, then drains.
-pub async fn serve(
-    config: Config,
-    server: GrpcServer,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), StartError> {
-    let provisioner = Provisioner::new(&config).await?;
-    Ok(serve_addon(provisioner, server, shutdown).await?)
-}
-
 /// This service as the fleet runs it: what [`fleet_shared::service::run`] starts as the
 /// `fleet-mongodb` binary and the test kit starts in-process.
 pub struct Service;
@@ -61,22 +50,13 @@ impl FleetService for Service {
     type Config = Config;
     type Error = StartError;
 
-    fn serve(
+    /// Serves the mongodb addon on `server` until `shutdown` resolves, then drains.
+    async fn serve(
         config: Config,
         server: GrpcServer,
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> impl Future<Output = Result<(), StartError>> + Send {
-        serve(config, server, shutdown)
-    }
-}
-
-impl ServiceConfig for Config {
-    fn from_env(env: EnvReader) -> Result<Self, ConfigError> {
-        // The inherent reader; this only names it for the shared start.
-        Config::from_env(env)
-    }
-
-    fn common(&self) -> &CommonConfig {
-        &self.common
+    ) -> Result<(), StartError> {
+        let provisioner = Provisioner::new(&config).await?;
+        Ok(serve_addon(provisioner, server, shutdown).await?)
     }
 }

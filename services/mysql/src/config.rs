@@ -5,6 +5,7 @@ use std::{str::FromStr, time::Duration};
 use fleet_shared::{
     Secret, catalog,
     config::{CommonConfig, ConfigError, DatabaseAdmin, EnvReader},
+    service::ServiceConfig,
 };
 use sqlx::{ConnectOptions, mysql::MySqlConnectOptions};
 
@@ -30,9 +31,9 @@ pub struct Config {
     pub max_user_connections: u32,
 }
 
-impl Config {
+impl ServiceConfig for Config {
     /// Reads and validates the environment, reporting every problem at once.
-    pub fn from_env(env: EnvReader) -> Result<Self, ConfigError> {
+    fn from_env(env: EnvReader) -> Result<Self, ConfigError> {
         let mut env = env;
         let common = CommonConfig::read(&mut env, catalog::MYSQL.default_port);
         let database = DatabaseAdmin::read(
@@ -74,5 +75,9 @@ impl Config {
             connect_timeout: database.connect_timeout,
             max_user_connections,
         })
+    }
+
+    fn common(&self) -> &CommonConfig {
+        &self.common
     }
 }

@@ -18,21 +18,11 @@ use std::future::Future;
 use fleet_shared::{
     addon::serve_addon,
     catalog,
-    config::{CommonConfig, ConfigError, EnvReader},
     server::{GrpcServer, ServeError},
-    service::{FleetService, ServiceConfig},
+    service::FleetService,
 };
 
 use crate::{config::Config, provisioner::Provisioner};
-
-/// Serves the mysql addon on `server` until `shutdown` resolves, then drains.
-pub async fn serve(
-    config: Config,
-    server: GrpcServer,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServeError> {
-    serve_addon(Provisioner::new(&config), server, shutdown).await
-}
 
 /// This service as the fleet runs it: what [`fleet_shared::service::run`] starts as the
 /// `fleet-mysql` binary and the test kit starts in-process.
@@ -44,22 +34,12 @@ impl FleetService for Service {
     type Config = Config;
     type Error = ServeError;
 
-    fn serve(
+    /// Serves the mysql addon on `server` until `shutdown` resolves, then drains.
+    async fn serve(
         config: Config,
         server: GrpcServer,
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> impl Future<Output = Result<(), ServeError>> + Send {
-        serve(config, server, shutdown)
-    }
-}
-
-impl ServiceConfig for Config {
-    fn from_env(env: EnvReader) -> Result<Self, ConfigError> {
-        // The inherent reader; this only names it for the shared start.
-        Config::from_env(env)
-    }
-
-    fn common(&self) -> &CommonConfig {
-        &self.common
+    ) -> Result<(), ServeError> {
+        serve_addon(Provisioner::new(&config), server, shutdown).await
     }
 }

@@ -5,6 +5,7 @@ use std::{str::FromStr, time::Duration};
 use fleet_shared::{
     Secret, catalog,
     config::{CommonConfig, ConfigError, DatabaseAdmin, EnvReader},
+    service::ServiceConfig,
 };
 use sqlx::{ConnectOptions, postgres::PgConnectOptions};
 
@@ -30,9 +31,9 @@ pub struct Config {
     pub app_connection_limit: u32,
 }
 
-impl Config {
+impl ServiceConfig for Config {
     /// Reads and validates the environment, reporting every problem at once.
-    pub fn from_env(env: EnvReader) -> Result<Self, ConfigError> {
+    fn from_env(env: EnvReader) -> Result<Self, ConfigError> {
         let mut env = env;
         let common = CommonConfig::read(&mut env, catalog::POSTGRESQL.default_port);
         let database = DatabaseAdmin::read(
@@ -71,5 +72,9 @@ impl Config {
             connect_timeout: database.connect_timeout,
             app_connection_limit,
         })
+    }
+
+    fn common(&self) -> &CommonConfig {
+        &self.common
     }
 }

@@ -5,6 +5,7 @@ use std::{ops::RangeInclusive, path::PathBuf, time::Duration};
 use fleet_shared::{
     catalog,
     config::{CommonConfig, ConfigError, EnvReader},
+    service::ServiceConfig,
 };
 
 /// Everything the service needs to run.
@@ -37,9 +38,9 @@ pub struct Config {
     pub stop_instances_on_exit: bool,
 }
 
-impl Config {
+impl ServiceConfig for Config {
     /// Reads and validates the environment, reporting every problem at once.
-    pub fn from_env(env: EnvReader) -> Result<Self, ConfigError> {
+    fn from_env(env: EnvReader) -> Result<Self, ConfigError> {
         let mut env = env;
         let common = CommonConfig::read(&mut env, catalog::REDIS.default_port);
         let data_dir = env.required(
@@ -95,5 +96,9 @@ impl Config {
             supervise_every,
             stop_instances_on_exit,
         })
+    }
+
+    fn common(&self) -> &CommonConfig {
+        &self.common
     }
 }

@@ -17,10 +17,9 @@ use std::future::Future;
 use fleet_shared::{
     addon::serve_addon,
     catalog,
-    config::{CommonConfig, ConfigError, EnvReader},
     error::AddonError,
     server::{GrpcServer, ServeError},
-    service::{FleetService, ServiceConfig},
+    service::FleetService,
 };
 
 use crate::{
@@ -38,25 +37,6 @@ pub enum StartError {
     Serve(#[from] ServeError),
 }
 
-/// Serves the redis addon on `server` until `shutdown` resolves, then drains.
-pub async fn serve(
-    config: Config,
-    server: GrpcServer,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), StartError> {
-    let owner = Owner::resolve(&config.run_as)?;
-    let runner = ProcessRunner::new(config.server_bin.clone(), owner);
-    let provisioner = Provisioner::new(&config, runner)?;
-    prepare_data_dir(&config.data_dir, owner)?;
-    let supervisor = provisioner.supervise(config.supervise_every);
-    let served = serve_addon(provisioner.clone(), server, shutdown).await;
-    supervisor.abort();
-    if config.stop_instances_on_exit {
-        provisioner.stop_all().await;
-    }
-    Ok(served?)
-}
-
 /// This service as the fleet runs it: what [`fleet_shared::service::run`] starts as the
 /// `fleet-redis` binary and the test kit starts in-process.
 pub struct Service;
@@ -67,22 +47,22 @@ impl FleetService for Service {
     type Config = Config;
     type Error = StartError;
 
-    fn serve(
+    /// Serves the redis addon on `server` until `shutdown` resolves, then drains.
+    async fn serve(
         config: Config,
         server: GrpcServer,
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> impl Future<Output = Result<(), StartError>> + Send {
-        serve(config, server, shutdown)
-    }
-}
-
-impl ServiceConfig for Config {
-    fn from_env(env: EnvReader) -> Result<Self, ConfigError> {
-        // The inherent reader; this only names it for the shared start.
-        Config::from_env(env)
-    }
-
-    fn common(&self) -> &CommonConfig {
-        &self.common
+    ) -> Result<(), StartError> {
+        let owner = Owner::resolve(&config.run_as)?;
+        let runner = ProcessRunner::new(config.server_bin.clone(), owner);
+        let provisioner = Provisioner::new(&config, runner)?;
+        prepare_data_dir(&config.data_dir, owner)?;
+        let supervisor = provisioner.supervise(config.supervise_every);
+        let served = serve_addon(provisioner.clone(), server, shutdown).await;
+        supervisor.abort();
+        if config.stop_instances_on_exit {
+            provisioner.stop_all().await;
+        }
+        Ok(served?)
     }
 }
