@@ -88,8 +88,8 @@ pub struct Coordinator {
     prefix: EnvPrefix,
     /// Serializes calls on one app; different apps proceed in parallel.
     locks: KeyedLocks,
-    /// Stored manifests already parsed, by app id, with the text they were parsed from.
-    parsed: Mutex<HashMap<String, (String, Parsed)>>,
+    /// Stored manifests already parsed, by app id, with the JSON they were parsed from.
+    parsed: Mutex<HashMap<String, (serde_json::Value, Parsed)>>,
 }
 
 impl Coordinator {
@@ -300,7 +300,7 @@ impl Coordinator {
         let app = parse_app_id(app_id)?;
         let _guard = self.locks.lock(app.as_str()).await;
         let record = self.settled(&app).await?;
-        let manifest = parse_stored(&record.addons)?;
+        let manifest = self.stored_manifest(&record)?;
         let env = self
             .provision_all(&app, &record.app_domain, &manifest.provisioned)
             .await?;
@@ -359,21 +359,37 @@ impl Coordinator {
         })
     }
 
-    /// `row`'s manifest, parsed once per stored text.
+    /// `row`'s manifest (its stored text), parsed once per stored manifest.
     fn parse_cached(&self, row: &StoredApp) -> Parsed {
+        let addons = serde_json::from_str(&row.addons)
+            .map_err(|e| format!("the stored manifest is not JSON: {e}"))?;
+        self.manifest_of(&row.app_id, &addons)
+    }
+
+    /// The manifest `addons` of `app_id` as stored, parsed once: GetApp, StartApp and
+    /// ListApps of an unchanged app reuse it.
+    fn manifest_of(&self, app_id: &str, addons: &serde_json::Value) -> Parsed {
         let cached = self.parsed.lock().ok().and_then(|parsed| {
             parsed
-                .get(&row.app_id)
-                .filter(|(text, _)| *text == row.addons)
+                .get(app_id)
+                .filter(|(stored, _)| stored == addons)
                 .map(|(_, manifest)| manifest.clone())
         });
         cached.unwrap_or_else(|| {
-            let parsed = parse_text(&row.addons).map(Arc::new);
+            let parsed = parse_json(addons).map(Arc::new);
             if let Ok(mut cache) = self.parsed.lock() {
-                cache.insert(row.app_id.clone(), (row.addons.clone(), parsed.clone()));
+                cache.insert(app_id.to_owned(), (addons.clone(), parsed.clone()));
             }
             parsed
         })
+    }
+
+    /// Like [`Coordinator::manifest_of`], for a record the coordinator itself validated
+    /// when it was installed (an error there is the coordinator's).
+    fn stored_manifest(&self, record: &AppRecord) -> Result<Manifest, Error> {
+        self.manifest_of(&record.app_id, &record.addons)
+            .map(|parsed| parsed.manifest.clone())
+            .map_err(Error::Internal)
     }
 
     /// Removes every addon's resources, then the record. Idempotent.
@@ -579,7 +595,7 @@ impl Coordinator {
     async fn installed(&self, app_id: &str) -> Result<InstalledApp, Error> {
         match self.store.get(app_id).await? {
             Some(record) if record.state != AppState::Installing => {
-                let manifest = parse_stored(&record.addons)?;
+                let manifest = self.stored_manifest(&record)?;
                 Ok(InstalledApp { record, manifest })
             }
             _ => Err(Error::NotFound(format!("app {app_id} is not installed"))),
@@ -611,13 +627,6 @@ fn parse_stored(addons: &serde_json::Value) -> Result<Manifest, Error> {
     parse_json(addons)
         .map(|parsed| parsed.manifest)
         .map_err(Error::Internal)
-}
-
-/// A stored manifest's text, parsed; or why it cannot be read (for an operator).
-fn parse_text(text: &str) -> Result<ParsedManifest, String> {
-    let json =
-        serde_json::from_str(text).map_err(|e| format!("the stored manifest is not JSON: {e}"))?;
-    parse_json(&json)
 }
 
 fn parse_json(addons: &serde_json::Value) -> Result<ParsedManifest, String> {
