@@ -128,9 +128,10 @@ impl AddonBackend for Provisioner {
     type Spec = ProvisionSpec;
 
     /// Creates the app's user (or resets its password and roles) and records the app. Safe
-    /// against other replicas provisioning the same app at once: the record's unique `_id`
-    /// decides who claims the name, and a user another replica just created is updated to
-    /// the same derived password.
+    /// against other replicas provisioning the same app at once: a replica records the owner
+    /// before it creates the user, and reads the user before the owner, so a user without a
+    /// record is a squatter's; the record's unique `_id` decides who claims a new name, and a
+    /// user another replica just created is updated to the same derived password.
     async fn provision(&self, spec: ProvisionSpec) -> Result<EnvBundle, AddonError> {
         let name = spec.app.resource_name();
         let _guard = self.locks.lock(name.as_str()).await;
@@ -138,28 +139,22 @@ impl AddonBackend for Provisioner {
             .master_key
             .derive_password(ADDON, &spec.app, spec.generation);
         let record = doc! {"_id": name.as_str(), "app_id": spec.app.as_str()};
-        let claimed = match self.apps().insert_one(record.clone()).await {
-            Ok(_) => true,
-            Err(error) if has_code(&error, code::DUPLICATE_KEY) => false,
-            Err(error) => return Err(classify(error)),
-        };
-        if claimed {
-            // Nobody had recorded this name: a user already holding it is someone else's.
-            if self.user_exists(&name).await? {
-                let _ = self.apps().delete_one(record).await;
-                return Err(taken(&name));
-            }
-        } else {
-            match self.owner(&name).await?.as_deref() {
-                Some(owner) if owner == spec.app.as_str() => {}
-                Some(_) => return Err(taken(&name)),
-                None => {
-                    return Err(AddonError::Unavailable(
-                        "the app's record was removed while it was provisioned; try again"
-                            .to_owned(),
-                    ));
+        let user_existed = self.user_exists(&name).await?;
+        let mut claimed = false;
+        match self.owner(&name).await?.as_deref() {
+            Some(owner) if owner == spec.app.as_str() => {}
+            Some(_) => return Err(taken(&name)),
+            None if user_existed => return Err(taken(&name)),
+            None => match self.apps().insert_one(record.clone()).await {
+                Ok(_) => claimed = true,
+                // Another replica recorded it meanwhile: ours if it names this app.
+                Err(error) if has_code(&error, code::DUPLICATE_KEY) => {
+                    if self.owner(&name).await?.as_deref() != Some(spec.app.as_str()) {
+                        return Err(taken(&name));
+                    }
                 }
-            }
+                Err(error) => return Err(classify(error)),
+            },
         }
         let mut roles = vec![doc! {"role": "readWrite", "db": name.as_str()}];
         if spec.oplog {

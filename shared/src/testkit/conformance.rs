@@ -13,13 +13,10 @@ use std::{collections::HashMap, future::Future, time::Duration};
 
 use futures::future::join_all;
 use tonic::Code;
-use tonic_health::pb::{
-    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-};
+use tonic_health::pb::health_check_response::ServingStatus;
 
 use super::harness::{
-    AddonTestClient, InProcess, TestSecrets, addon_client, captured_logs, deprovision, eventually,
-    list, provision, unique_app_id,
+    Served, TestSecrets, captured_logs, deprovision, eventually, list, provision, unique_app_id,
 };
 use crate::{
     proto::addon::{ProvisionRequest, provision_request::Options},
@@ -70,56 +67,15 @@ pub trait Fixture: Send + Sync + Sized + 'static {
     fn secrets(&self) -> Vec<String>;
 }
 
-/// The service served in-process for `fixture`.
-struct Served {
-    server: InProcess,
-    secrets: TestSecrets,
+/// The service of `fixture`, served in-process with fresh secrets.
+async fn serve<F: Fixture>(fixture: &F) -> Served {
+    serve_with(fixture, TestSecrets::new().expect("secret files")).await
 }
 
-impl Served {
-    async fn start<F: Fixture>(fixture: &F) -> Self {
-        let secrets = TestSecrets::new().expect("secret files");
-        Self::with_secrets(fixture, secrets).await
-    }
-
-    async fn with_secrets<F: Fixture>(fixture: &F, secrets: TestSecrets) -> Self {
-        let mut env = secrets.common_env();
-        env.extend(fixture.service_env());
-        let server = InProcess::serve::<F::Service>(env)
-            .await
-            .unwrap_or_else(|e| panic!("{}: {e}", F::ADDON));
-        Self { server, secrets }
-    }
-
-    async fn client(&self) -> AddonTestClient {
-        self.client_with(Some(&self.secrets.token)).await
-    }
-
-    async fn client_with(&self, token: Option<&str>) -> AddonTestClient {
-        addon_client(self.server.addr.port(), token)
-            .await
-            .unwrap_or_else(|e| panic!("cannot connect: {e}"))
-    }
-
-    async fn health(&self) -> Option<i32> {
-        let channel =
-            tonic::transport::Channel::from_shared(format!("http://{}", self.server.addr))
-                .ok()?
-                .connect()
-                .await
-                .ok()?;
-        HealthClient::new(channel)
-            .check(HealthCheckRequest {
-                service: String::new(),
-            })
-            .await
-            .ok()
-            .map(|reply| reply.into_inner().status)
-    }
-
-    async fn stop(self) {
-        self.server.stop().await;
-    }
+async fn serve_with<F: Fixture>(fixture: &F, secrets: TestSecrets) -> Served {
+    Served::start::<F::Service>(secrets, fixture.service_env())
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", F::ADDON))
 }
 
 /// Fails unless `env` gets the app in and (where the addon stores data) finds `value`.
@@ -151,10 +107,10 @@ fn expect_code<T: std::fmt::Debug>(result: Result<T, tonic::Status>, code: Code,
 /// and reflection answer without a token.
 pub async fn calls_need_the_token<F: Fixture>() {
     let fixture = F::start().await;
-    let served = Served::start(&fixture).await;
+    let served = serve(&fixture).await;
     let app = unique_app_id("noauth");
     for token in [None, Some("wrong-token-0123456789")] {
-        let mut client = served.client_with(token).await;
+        let mut client = served.client_with_token(token).await;
         expect_code(
             provision(&mut client, request(&fixture, &app, 0)).await,
             Code::Unauthenticated,
@@ -180,7 +136,7 @@ pub async fn calls_need_the_token<F: Fixture>() {
 /// INVALID_ARGUMENT, and nothing created.
 pub async fn bad_input_is_invalid_and_creates_nothing<F: Fixture>() {
     let fixture = F::start().await;
-    let served = Served::start(&fixture).await;
+    let served = serve(&fixture).await;
     let mut client = served.client().await;
     let app = unique_app_id("invalid");
     let mut foreign = request(&fixture, &app, 0);
@@ -224,7 +180,7 @@ pub async fn bad_input_is_invalid_and_creates_nothing<F: Fixture>() {
 /// credentials stop working, the new ones work, data kept.
 pub async fn provision_is_idempotent_and_rotation_replaces_the_credentials<F: Fixture>() {
     let fixture = F::start().await;
-    let served = Served::start(&fixture).await;
+    let served = serve(&fixture).await;
     let mut client = served.client().await;
     let app = unique_app_id("rotate");
     let first = provision(&mut client, request(&fixture, &app, 0))
@@ -260,7 +216,7 @@ pub async fn provision_is_idempotent_and_rotation_replaces_the_credentials<F: Fi
 /// 50 concurrent Provisions of one app and of 50 apps: all succeed, one resource each.
 pub async fn concurrent_provisions_all_succeed<F: Fixture>() {
     let fixture = F::start().await;
-    let served = Served::start(&fixture).await;
+    let served = serve(&fixture).await;
     let client = served.client().await;
     let app = unique_app_id("same");
     let same = join_all((0..50).map(|_| {
@@ -310,14 +266,14 @@ pub async fn two_replicas_agree<F: Fixture>() {
         return;
     }
     let fixture = F::start().await;
-    let one = Served::start(&fixture).await;
+    let one = serve(&fixture).await;
     let secrets = TestSecrets::new().expect("secret files");
     for file in ["master.key", "token"] {
         std::fs::copy(one.secrets.path(file), secrets.path(file)).expect("copy a secret");
     }
-    let two = Served::with_secrets(&fixture, secrets).await;
+    let two = serve_with(&fixture, secrets).await;
     let clients = [one.client().await, two.client().await];
-    for round in 0..3 {
+    for round in 0..5 {
         let app = unique_app_id("replicas");
         let results = join_all((0..10).map(|i| {
             let mut client = clients[i % 2].clone();
@@ -346,7 +302,7 @@ pub async fn two_replicas_agree<F: Fixture>() {
 /// and Deprovision, and the squatter untouched.
 pub async fn a_squatted_name_is_refused_and_left_alone<F: Fixture>() {
     let fixture = F::start().await;
-    let served = Served::start(&fixture).await;
+    let served = serve(&fixture).await;
     let mut client = served.client().await;
     let app = unique_app_id("squat");
     fixture.squat(&app).await;
@@ -380,7 +336,7 @@ pub async fn a_squatted_name_is_refused_and_left_alone<F: Fixture>() {
 /// names it.
 pub async fn deprovision_is_idempotent_and_final<F: Fixture>() {
     let fixture = F::start().await;
-    let served = Served::start(&fixture).await;
+    let served = serve(&fixture).await;
     let mut client = served.client().await;
     let app = unique_app_id("gone");
     let env = provision(&mut client, request(&fixture, &app, 0))
@@ -428,7 +384,7 @@ fn assert_not_logged(secrets: impl IntoIterator<Item = String>) {
 /// NOT_SERVING; back: SERVING again and Provision works, without restarting the service.
 pub async fn a_backend_outage_is_unavailable_and_recovers<F: Fixture>() {
     let fixture = F::start().await;
-    let served = Served::start(&fixture).await;
+    let served = serve(&fixture).await;
     let mut client = served.client().await;
     let before = unique_app_id("outage");
     let env = provision(&mut client, request(&fixture, &before, 0))
