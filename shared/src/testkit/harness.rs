@@ -167,6 +167,70 @@ impl InProcess {
     }
 }
 
+/// A service of the fleet served in-process, with its secret files: what a test needs to
+/// call it.
+pub struct Served {
+    server: InProcess,
+    /// Its master key and token files; [`Served::client`] sends the token.
+    pub secrets: TestSecrets,
+}
+
+impl Served {
+    /// Serves `S` with `secrets`' master key and token plus `env`, its own settings.
+    pub async fn start<S: FleetService>(
+        secrets: TestSecrets,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, TestkitError> {
+        let mut all = secrets.common_env();
+        all.extend(env);
+        let server = InProcess::serve::<S>(all).await?;
+        Ok(Self { server, secrets })
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr
+    }
+
+    /// Its port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.server.addr.port()
+    }
+
+    /// An `Addon` client sending the right token.
+    pub async fn client(&self) -> AddonTestClient {
+        self.client_with_token(Some(&self.secrets.token)).await
+    }
+
+    /// An `Addon` client sending `token`, or none.
+    pub async fn client_with_token(&self, token: Option<&str>) -> AddonTestClient {
+        addon_client(self.port(), token)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to 127.0.0.1:{}: {e}", self.port()))
+    }
+
+    /// The server's health as a whole (a `ServingStatus`), or `None` if it does not answer.
+    pub async fn health(&self) -> Option<i32> {
+        let channel = Channel::from_shared(format!("http://{}", self.server.addr))
+            .ok()?
+            .connect()
+            .await
+            .ok()?;
+        tonic_health::pb::health_client::HealthClient::new(channel)
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .ok()
+            .map(|reply| reply.into_inner().status)
+    }
+
+    /// Signals shutdown and waits for the server to drain.
+    pub async fn stop(self) {
+        self.server.stop().await;
+    }
+}
+
 /// A unique app id for one test: `<test>-<pid>-<n>`.
 pub fn unique_app_id(test: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);

@@ -10,9 +10,9 @@ use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn users_log_in_by_username_and_by_email() {
-    let service = Service::start().await;
-    let mut addon = service.addon().await;
-    let mut directory = service.directory().await;
+    let service = start_service().await;
+    let mut addon = service.client().await;
+    let mut directory = directory(&service).await;
     let app = app_id("login");
     let env = provision(&mut addon, request(&app)).await.unwrap();
     let mut keys: Vec<&str> = env.keys().map(String::as_str).collect();
@@ -73,9 +73,9 @@ async fn users_log_in_by_username_and_by_email() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_app_sees_every_attribute_of_the_reference() {
-    let service = Service::start().await;
-    let mut addon = service.addon().await;
-    let mut directory = service.directory().await;
+    let service = start_service().await;
+    let mut addon = service.client().await;
+    let mut directory = directory(&service).await;
     let env = provision(&mut addon, request(&app_id("attrs")))
         .await
         .unwrap();
@@ -135,9 +135,9 @@ async fn the_app_sees_every_attribute_of_the_reference() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_app_cannot_write_read_password_hashes_or_see_other_apps() {
-    let service = Service::start().await;
-    let mut addon = service.addon().await;
-    let mut directory = service.directory().await;
+    let service = start_service().await;
+    let mut addon = service.client().await;
+    let mut directory = directory(&service).await;
     let a = provision(&mut addon, request(&app_id("ro-a")))
         .await
         .unwrap();
@@ -230,8 +230,8 @@ async fn the_app_cannot_write_read_password_hashes_or_see_other_apps() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn provision_is_idempotent_and_deprovision_ends_the_bind() {
-    let service = Service::start().await;
-    let mut addon = service.addon().await;
+    let service = start_service().await;
+    let mut addon = service.client().await;
     let app = app_id("lifecycle");
     let first = provision(&mut addon, request(&app)).await.unwrap();
     let second = provision(&mut addon, request(&app)).await.unwrap();
@@ -269,8 +269,8 @@ async fn provision_is_idempotent_and_deprovision_ends_the_bind() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_requests_are_refused_with_nothing_made() {
-    let service = Service::start().await;
-    let mut addon = service.addon().await;
+    let service = start_service().await;
+    let mut addon = service.client().await;
     for bad in ["", "x'; drop", "a,ou=users", "*", &"a".repeat(65)] {
         expect_status(
             provision(&mut addon, request(bad)).await,
@@ -298,8 +298,8 @@ async fn bad_requests_are_refused_with_nothing_made() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_user_bound_as_itself_reads_the_directory_but_no_passwords() {
-    let service = Service::start().await;
-    let mut directory = service.directory().await;
+    let service = start_service().await;
+    let mut directory = directory(&service).await;
     let (me, other) = (username("me"), username("neighbour"));
     create_user(&mut directory, &me).await;
     create_user(&mut directory, &other).await;

@@ -65,8 +65,8 @@ async fn remove(dn: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ids_differing_in_case_get_distinct_accounts() {
-    let service = Service::start().await;
-    let mut addon = service.addon().await;
+    let service = start_service().await;
+    let mut addon = service.client().await;
     let victim = app_id("victim");
     let attacker = victim.to_uppercase();
     let v = provision(&mut addon, request(&victim)).await.unwrap();
@@ -148,8 +148,8 @@ async fn ids_differing_in_case_get_distinct_accounts() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_entry_at_the_name_owned_by_another_is_refused_and_untouched() {
-    let service = Service::start().await;
-    let mut addon = service.addon().await;
+    let service = start_service().await;
+    let mut addon = service.client().await;
     let app = app_id("squatted");
     let dn = app_dn(&app);
     let name = resource_name(&app);
@@ -191,8 +191,8 @@ async fn an_entry_at_the_name_owned_by_another_is_refused_and_untouched() {
 #[tokio::test(flavor = "multi_thread")]
 async fn accounts_named_by_raw_app_id_are_removed_only_by_their_owner() {
     // Entries from before accounts were named by resource name: `cn=<app id>`.
-    let service = Service::start().await;
-    let mut addon = service.addon().await;
+    let service = start_service().await;
+    let mut addon = service.client().await;
     let victim = app_id("legacy");
     let attacker = victim.to_uppercase();
     let legacy = format!("cn={victim},ou=apps,dc=cloudron");

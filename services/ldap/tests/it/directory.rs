@@ -49,9 +49,9 @@ fn group_dn(name: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn member_of_follows_membership_changes() {
-    let service = Service::start().await;
-    let mut addon = service.addon().await;
-    let mut directory = service.directory().await;
+    let service = start_service().await;
+    let mut addon = service.client().await;
+    let mut directory = directory(&service).await;
     let env = provision(&mut addon, request(&app_id("memberof")))
         .await
         .unwrap();
@@ -107,9 +107,9 @@ async fn member_of_follows_membership_changes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_names_are_stored_literally_and_cannot_widen_a_search() {
-    let service = Service::start().await;
-    let mut addon = service.addon().await;
-    let mut directory = service.directory().await;
+    let service = start_service().await;
+    let mut addon = service.client().await;
+    let mut directory = directory(&service).await;
     let env = provision(&mut addon, request(&app_id("hostile")))
         .await
         .unwrap();
@@ -187,9 +187,9 @@ async fn hostile_names_are_stored_literally_and_cannot_widen_a_search() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn users_are_changed_and_errors_are_clear() {
-    let service = Service::start().await;
-    let mut addon = service.addon().await;
-    let mut directory = service.directory().await;
+    let service = start_service().await;
+    let mut addon = service.client().await;
+    let mut directory = directory(&service).await;
     let env = provision(&mut addon, request(&app_id("errors")))
         .await
         .unwrap();
@@ -322,8 +322,8 @@ async fn users_are_changed_and_errors_are_clear() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_directory_needs_the_token() {
-    let service = Service::start().await;
-    let mut anonymous = service.directory_with(None).await;
+    let service = start_service().await;
+    let mut anonymous = directory_with(&service, None).await;
     let request = CreateUserRequest {
         username: username("intruder"),
         ..new_user("intruder")
@@ -333,9 +333,7 @@ async fn the_directory_needs_the_token() {
         Code::Unauthenticated,
         "",
     );
-    let mut wrong = service
-        .directory_with(Some("not-the-token-0123456789"))
-        .await;
+    let mut wrong = directory_with(&service, Some("not-the-token-0123456789")).await;
     expect_status(
         wrong
             .list_users(fleet_shared::proto::directory::ListUsersRequest {})
@@ -352,9 +350,9 @@ async fn slapd_down_is_unavailable_and_not_serving() {
         .await
         .unwrap()
         .unwrap();
-    let service = Service::start_with(&own).await;
-    let mut addon = service.addon().await;
-    let mut directory = service.directory().await;
+    let service = start_service_with(&own).await;
+    let mut addon = service.client().await;
+    let mut directory = directory(&service).await;
     provision(&mut addon, request(&app_id("before")))
         .await
         .unwrap();

@@ -18,10 +18,7 @@ use fleet_shared::{
             ListUsersRequest, User, directory_client::DirectoryClient,
         },
     },
-    testkit::{
-        LdapServer,
-        harness::{InProcess, TestSecrets, addon_client},
-    },
+    testkit::{LdapServer, harness::TestSecrets},
 };
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry, ldap_escape};
 use tonic::{
@@ -38,62 +35,45 @@ pub fn slapd() -> &'static LdapServer {
 /// A `Directory` client.
 pub type DirectoryTestClient = DirectoryClient<InterceptedService<Channel, SendBearer>>;
 
-/// The service, in-process on a free port.
-pub struct Service {
-    server: InProcess,
-    pub secrets: TestSecrets,
+/// The service, served in-process on a free port.
+pub use fleet_shared::testkit::harness::Served as Service;
+
+/// Serves against the shared slapd.
+pub async fn start_service() -> Service {
+    start_service_with(slapd()).await
 }
 
-impl Service {
-    pub async fn start() -> Self {
-        Self::start_with(slapd()).await
-    }
+/// Serves against `slapd`.
+pub async fn start_service_with(slapd: &LdapServer) -> Service {
+    let secrets = TestSecrets::new().unwrap();
+    std::fs::write(secrets.path("ldap-admin"), slapd.admin_password()).unwrap();
+    let env = [
+        ("FLEET_LDAP_ADMIN_URL", slapd.url()),
+        (
+            "FLEET_LDAP_ADMIN_PASSWORD_FILE",
+            secrets.path("ldap-admin").display().to_string(),
+        ),
+        ("FLEET_LDAP_CONNECT_TIMEOUT_SECS", "3".to_owned()),
+    ]
+    .map(|(name, value)| (name.to_owned(), value));
+    Service::start::<fleet_ldap::Service>(secrets, env)
+        .await
+        .unwrap()
+}
 
-    pub async fn start_with(slapd: &LdapServer) -> Self {
-        let secrets = TestSecrets::new().unwrap();
-        std::fs::write(secrets.path("ldap-admin"), slapd.admin_password()).unwrap();
-        let mut env = secrets.common_env();
-        env.extend(
-            [
-                ("FLEET_LDAP_ADMIN_URL", slapd.url()),
-                (
-                    "FLEET_LDAP_ADMIN_PASSWORD_FILE",
-                    secrets.path("ldap-admin").display().to_string(),
-                ),
-                ("FLEET_LDAP_CONNECT_TIMEOUT_SECS", "3".to_owned()),
-            ]
-            .map(|(name, value)| (name.to_owned(), value)),
-        );
-        let server = InProcess::serve::<fleet_ldap::Service>(env).await.unwrap();
-        Self { server, secrets }
-    }
+/// A `Directory` client of `service`, sending the right token.
+pub async fn directory(service: &Service) -> DirectoryTestClient {
+    directory_with(service, Some(&service.secrets.token)).await
+}
 
-    pub fn port(&self) -> u16 {
-        self.server.addr.port()
-    }
-
-    pub async fn addon(&self) -> AddonTestClient {
-        addon_client(self.port(), Some(&self.secrets.token))
-            .await
-            .unwrap()
-    }
-
-    pub async fn directory(&self) -> DirectoryTestClient {
-        self.directory_with(Some(&self.secrets.token)).await
-    }
-
-    pub async fn directory_with(&self, token: Option<&str>) -> DirectoryTestClient {
-        let channel = Endpoint::from_shared(format!("http://127.0.0.1:{}", self.port()))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        DirectoryClient::with_interceptor(channel, SendBearer::new(token).unwrap())
-    }
-
-    pub async fn stop(self) {
-        self.server.stop().await;
-    }
+/// A `Directory` client of `service`, sending `token`, or none.
+pub async fn directory_with(service: &Service, token: Option<&str>) -> DirectoryTestClient {
+    let channel = Endpoint::from_shared(format!("http://127.0.0.1:{}", service.port()))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    DirectoryClient::with_interceptor(channel, SendBearer::new(token).unwrap())
 }
 
 pub fn request(app_id: &str) -> ProvisionRequest {

@@ -292,7 +292,7 @@ async fn one_app_cannot_reach_another_through_the_server() {
     } else {
         mongo()
     };
-    let service = Service::start_with(&server.admin_url()).await;
+    let service = start_service_with(&server.admin_url()).await;
     let mut client = service.client().await;
     let (a_id, b_id) = (app_id("attacker"), app_id("victim"));
     let a = provision(&mut client, request(&a_id, false)).await.unwrap();

@@ -15,7 +15,7 @@ async fn the_stand_in_runs_unprivileged_and_its_files_are_private() {
         return;
     };
     // Data files exist only once something was written.
-    let service = Service::start().await;
+    let service = start_service().await;
     let mut client = service.client().await;
     let app = app_id("files");
     let env = provision(&mut client, request(&app, false)).await.unwrap();

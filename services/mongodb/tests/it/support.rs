@@ -7,10 +7,7 @@ pub use fleet_shared::testkit::harness::{
 };
 use fleet_shared::{
     proto::addon::{MongodbOptions, ProvisionRequest, provision_request::Options},
-    testkit::{
-        MongoServer,
-        harness::{InProcess, TestSecrets, addon_client},
-    },
+    testkit::{MongoServer, harness::TestSecrets},
 };
 use mongodb::{
     Client as Driver,
@@ -23,39 +20,24 @@ pub fn mongo() -> &'static MongoServer {
     MongoServer::shared().expect("a MongoDB-wire server")
 }
 
-pub struct Service {
-    server: InProcess,
-    pub secrets: TestSecrets,
+/// The service, served in-process on a free port.
+pub use fleet_shared::testkit::harness::Served as Service;
+
+/// Serves against the test kit's server.
+pub async fn start_service() -> Service {
+    start_service_with(&mongo().admin_url()).await
 }
 
-impl Service {
-    pub async fn start() -> Self {
-        Self::start_with(&mongo().admin_url()).await
-    }
-
-    pub async fn start_with(admin_url: &str) -> Self {
-        let secrets = TestSecrets::new().unwrap();
-        let mut env = secrets.common_env();
-        env.push(("FLEET_MONGODB_ADMIN_URL".to_owned(), admin_url.to_owned()));
-        env.push((
-            "FLEET_MONGODB_CONNECT_TIMEOUT_SECS".to_owned(),
-            "3".to_owned(),
-        ));
-        let server = InProcess::serve::<fleet_mongodb::Service>(env)
-            .await
-            .unwrap();
-        Self { server, secrets }
-    }
-
-    pub async fn client(&self) -> Client {
-        addon_client(self.server.addr.port(), Some(&self.secrets.token))
-            .await
-            .unwrap()
-    }
-
-    pub async fn stop(self) {
-        self.server.stop().await;
-    }
+/// Serves against `admin_url`.
+pub async fn start_service_with(admin_url: &str) -> Service {
+    let env = [
+        ("FLEET_MONGODB_ADMIN_URL", admin_url),
+        ("FLEET_MONGODB_CONNECT_TIMEOUT_SECS", "3"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()));
+    Service::start::<fleet_mongodb::Service>(TestSecrets::new().unwrap(), env)
+        .await
+        .unwrap()
 }
 
 pub fn request(app_id: &str, oplog: bool) -> ProvisionRequest {

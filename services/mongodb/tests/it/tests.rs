@@ -8,7 +8,7 @@ use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_app_writes_and_reads_its_database() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let mut client = service.client().await;
     let app = app_id("rw");
     let env = provision(&mut client, request(&app, false)).await.unwrap();
@@ -40,7 +40,7 @@ async fn the_app_writes_and_reads_its_database() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn another_app_and_a_wrong_password_cannot_read_it() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let mut client = service.client().await;
     let a = provision(&mut client, request(&app_id("a"), false))
         .await
@@ -81,7 +81,7 @@ async fn another_app_and_a_wrong_password_cannot_read_it() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn provisioning_twice_keeps_env_and_data_and_deprovision_is_final() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let mut client = service.client().await;
     let app = app_id("twice");
     let first = provision(&mut client, request(&app, false)).await.unwrap();
@@ -124,7 +124,7 @@ async fn provisioning_twice_keeps_env_and_data_and_deprovision_is_final() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn oplog_gives_an_oplog_url_with_the_apps_auth_source() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let mut client = service.client().await;
     let app = app_id("oplog");
     let env = provision(&mut client, request(&app, true)).await.unwrap();
@@ -159,7 +159,7 @@ async fn oplog_gives_an_oplog_url_with_the_apps_auth_source() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn odd_app_ids_are_refused_and_create_nothing() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let mut client = service.client().await;
     let before = list(&mut client).await;
     let long = "a".repeat(200);
@@ -200,7 +200,7 @@ async fn the_server_down_is_unavailable() {
         Ok(server) => server,
         Err(error) => panic!("cannot start a second server: {error}"),
     };
-    let service = Service::start_with(&own.admin_url()).await;
+    let service = start_service_with(&own.admin_url()).await;
     let mut client = service.client().await;
     provision(&mut client, request(&app_id("up"), false))
         .await

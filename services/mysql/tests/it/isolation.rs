@@ -12,7 +12,7 @@ fn wildcard_twin(name: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn another_app_cannot_read_or_create_in_an_apps_database() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let mut client = service.client().await;
     let a = provision(&mut client, request(&app_id("iso-a"), false))
         .await
@@ -60,7 +60,7 @@ async fn another_app_cannot_read_or_create_in_an_apps_database() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_single_database_grant_covers_no_other_name() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let mut client = service.client().await;
     let env = provision(&mut client, request(&app_id("wild-single"), false))
         .await
@@ -95,7 +95,7 @@ async fn a_single_database_grant_covers_no_other_name() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_prefix_grant_covers_its_prefix_and_nothing_else() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let mut client = service.client().await;
     let env = provision(&mut client, request(&app_id("wild-multi"), true))
         .await
@@ -135,7 +135,7 @@ async fn a_prefix_grant_covers_its_prefix_and_nothing_else() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_name_taken_by_something_else_is_refused_not_shared() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let mut client = service.client().await;
     let app = app_id("squat");
     let env = provision(&mut client, request(&app, false)).await.unwrap();
@@ -171,7 +171,7 @@ async fn a_name_taken_by_something_else_is_refused_not_shared() {
 async fn mariadb_runs_unprivileged_and_its_files_are_private() {
     use fleet_shared::testkit::host;
     // Some data written first, so the server has created files of its own.
-    let service = Service::start().await;
+    let service = start_service().await;
     let mut client = service.client().await;
     let app = app_id("files");
     let env = provision(&mut client, request(&app, false)).await.unwrap();

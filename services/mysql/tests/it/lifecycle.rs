@@ -8,7 +8,7 @@ use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_single_database_is_usable_through_the_url_in_utf8mb4() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let mut client = service.client().await;
     let app = app_id("single");
     let env = provision(&mut client, request(&app, false)).await.unwrap();
@@ -61,7 +61,7 @@ async fn a_single_database_is_usable_through_the_url_in_utf8mb4() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn multiple_databases_give_a_prefix_and_no_database() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let mut client = service.client().await;
     let app = app_id("multi");
     let env = provision(&mut client, request(&app, true)).await.unwrap();
@@ -112,7 +112,7 @@ async fn multiple_databases_give_a_prefix_and_no_database() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn provisioning_twice_returns_the_same_env_and_keeps_the_data() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let mut client = service.client().await;
     for multiple in [false, true] {
         let app = app_id("twice");
@@ -147,7 +147,7 @@ async fn provisioning_twice_returns_the_same_env_and_keeps_the_data() {
             .await
             .unwrap();
         assert_eq!(first, second);
-        let replica = Service::start().await;
+        let replica = start_service().await;
         let third = provision(&mut replica.client().await, request(&app, multiple))
             .await
             .unwrap();
@@ -170,7 +170,7 @@ async fn provisioning_twice_returns_the_same_env_and_keeps_the_data() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn switching_layout_is_refused_and_loses_nothing() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let mut client = service.client().await;
     for installed_multiple in [false, true] {
         let app = app_id("switch");
@@ -196,7 +196,7 @@ async fn switching_layout_is_refused_and_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deprovision_removes_everything_closes_sessions_and_is_idempotent() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let mut client = service.client().await;
     let app = app_id("gone");
     let env = provision(&mut client, request(&app, false)).await.unwrap();
@@ -222,7 +222,7 @@ async fn deprovision_removes_everything_closes_sessions_and_is_idempotent() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_credential_generation_rotates_the_password() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let mut client = service.client().await;
     let app = app_id("rotate");
     let old = provision(&mut client, request(&app, false)).await.unwrap();
@@ -241,7 +241,7 @@ async fn a_new_credential_generation_rotates_the_password() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_per_user_connection_limit_holds() {
-    let service = Service::start_with(
+    let service = start_service_with(
         &mariadb().admin_url(),
         &[("FLEET_MYSQL_MAX_USER_CONNECTIONS", "2")],
     )
@@ -262,7 +262,7 @@ async fn the_per_user_connection_limit_holds() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fifty_concurrent_provisions_of_distinct_apps_all_succeed() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let client = service.client().await;
     let apps: Vec<String> = (0..50).map(|i| app_id(&format!("many{i}"))).collect();
     let results = join_all(apps.iter().map(|app| {

@@ -7,10 +7,7 @@ pub use fleet_shared::testkit::harness::{
 };
 use fleet_shared::{
     proto::addon::{MysqlOptions, ProvisionRequest, provision_request::Options},
-    testkit::{
-        MariaDbServer,
-        harness::{InProcess, TestSecrets, addon_client},
-    },
+    testkit::{MariaDbServer, harness::TestSecrets},
 };
 use sqlx::{Connection, MySqlConnection};
 use tonic::Status;
@@ -20,60 +17,44 @@ pub fn mariadb() -> &'static MariaDbServer {
     MariaDbServer::shared().expect("MariaDB for the tests")
 }
 
-/// The service's environment for `admin_url`, plus `extra`.
+/// The service's own settings for `admin_url`, plus `extra`.
+pub fn own_env(admin_url: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    [
+        ("FLEET_MYSQL_ADMIN_URL", admin_url),
+        ("FLEET_MYSQL_CONNECT_TIMEOUT_SECS", "5"),
+        // A small pool, so the 50-call test proves a busy pool is not reported UNAVAILABLE.
+        ("FLEET_MYSQL_POOL_SIZE", "4"),
+    ]
+    .iter()
+    .chain(extra)
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect()
+}
+
+/// The whole environment of the binary: `secrets`' files and [`own_env`].
 pub fn service_env(
     secrets: &TestSecrets,
     admin_url: &str,
     extra: &[(&str, &str)],
 ) -> Vec<(String, String)> {
     let mut env = secrets.common_env();
-    env.extend(
-        [
-            ("FLEET_MYSQL_ADMIN_URL", admin_url),
-            ("FLEET_MYSQL_CONNECT_TIMEOUT_SECS", "5"),
-            // A small pool, so the 50-call test proves a busy pool is not reported UNAVAILABLE.
-            ("FLEET_MYSQL_POOL_SIZE", "4"),
-        ]
-        .iter()
-        .chain(extra)
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    );
+    env.extend(own_env(admin_url, extra));
     env
 }
 
 /// The service, served in-process on a free port.
-pub struct Service {
-    server: InProcess,
-    pub secrets: TestSecrets,
+pub use fleet_shared::testkit::harness::Served as Service;
+
+/// Serves against the shared MariaDB.
+pub async fn start_service() -> Service {
+    start_service_with(&mariadb().admin_url(), &[]).await
 }
 
-impl Service {
-    pub async fn start() -> Self {
-        Self::start_with(&mariadb().admin_url(), &[]).await
-    }
-
-    pub async fn start_with(admin_url: &str, extra: &[(&str, &str)]) -> Self {
-        let secrets = TestSecrets::new().unwrap();
-        let server =
-            InProcess::serve::<fleet_mysql::Service>(service_env(&secrets, admin_url, extra))
-                .await
-                .unwrap();
-        Self { server, secrets }
-    }
-
-    pub fn port(&self) -> u16 {
-        self.server.addr.port()
-    }
-
-    pub async fn client(&self) -> Client {
-        addon_client(self.port(), Some(&self.secrets.token))
-            .await
-            .unwrap()
-    }
-
-    pub async fn stop(self) {
-        self.server.stop().await;
-    }
+/// Serves against `admin_url` with extra settings.
+pub async fn start_service_with(admin_url: &str, extra: &[(&str, &str)]) -> Service {
+    Service::start::<fleet_mysql::Service>(TestSecrets::new().unwrap(), own_env(admin_url, extra))
+        .await
+        .unwrap()
 }
 
 pub fn request(app_id: &str, multiple_databases: bool) -> ProvisionRequest {

@@ -101,7 +101,7 @@ async fn assert_plain(role: &str, database: &str, app: &PgConnectOptions, contex
 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_whitelisted_extension_obeys_a_hostile_session_search_path() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let mut client = service.client().await;
     let (app, role, options) = new_app(&mut client, "ext-sp").await;
     let hostile = options
@@ -131,7 +131,7 @@ async fn no_whitelisted_extension_obeys_a_hostile_session_search_path() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_whitelisted_extension_is_created_under_hostile_settings_other_than_search_path() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let mut client = service.client().await;
     let (app, role, options) = new_app(&mut client, "ext-guc").await;
     // Settings an app may set for its sessions that change how SQL is read or run; none of
@@ -168,7 +168,7 @@ async fn every_whitelisted_extension_is_created_under_hostile_settings_other_tha
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_search_path_stored_on_the_database_or_role_steers_neither_the_app_nor_provision() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let mut client = service.client().await;
     let (app, role, options) = new_app(&mut client, "ext-stored").await;
     // set_config takes the value raw, and SET ... FROM CURRENT stores it raw: the tiger
@@ -218,7 +218,7 @@ async fn a_search_path_stored_on_the_database_or_role_steers_neither_the_app_nor
 
 #[tokio::test(flavor = "multi_thread")]
 async fn code_planted_in_the_schema_does_not_run_inside_an_untrusted_extension_script() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let mut client = service.client().await;
     let (app, role, options) = new_app(&mut client, "ext-trojan").await;
     let mut conn = PgConnection::connect_with(&options).await.unwrap();
@@ -259,7 +259,7 @@ fn after_check(extension: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_after_check_rolls_back_whatever_leaves_the_app_more_than_a_plain_role() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let mut client = service.client().await;
     let (app, role, _) = new_app(&mut client, "ext-after").await;
     let mut admin = admin(&role).await;

@@ -15,7 +15,7 @@ use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn odd_app_ids_are_invalid_and_create_nothing() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let mut client = service.client().await;
     let long = "a".repeat(200);
     for odd in [
@@ -56,7 +56,7 @@ async fn odd_app_ids_are_invalid_and_create_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn another_addons_options_or_name_are_invalid() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let mut client = service.client().await;
     let app = app_id("foreign");
     let foreign = ProvisionRequest {
@@ -83,7 +83,7 @@ async fn another_addons_options_or_name_are_invalid() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn calls_without_the_right_token_are_unauthenticated() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let app = app_id("noauth");
     for token in [None, Some("wrong-token-0123456789")] {
         let mut client = service.client_with_token(token).await;
@@ -117,7 +117,7 @@ async fn postgresql_down_is_unavailable_and_says_so() {
         .unwrap()
         .unwrap();
     let admin_url = own.admin_url();
-    let service = Service::start_with(&admin_url).await;
+    let service = start_service_with(&admin_url).await;
     let mut client = service.client().await;
     provision(&mut client, request(&app_id("before-stop"), None))
         .await
@@ -166,7 +166,7 @@ async fn postgresql_down_is_unavailable_and_says_so() {
 #[tokio::test(flavor = "multi_thread")]
 async fn wrong_admin_credentials_are_unavailable_and_name_the_setting() {
     let wrong = postgres().url("postgres", "not-the-password", "postgres");
-    let service = Service::start_with(&wrong).await;
+    let service = start_service_with(&wrong).await;
     let mut client = service.client().await;
     let status = expect_status(
         provision(&mut client, request(&app_id("wrong-admin"), None)).await,

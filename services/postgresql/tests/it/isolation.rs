@@ -19,7 +19,7 @@ fn url_with(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn another_apps_credentials_cannot_open_an_apps_database() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let mut client = service.client().await;
     let a = provision(&mut client, request(&app_id("iso-a"), None))
         .await
@@ -80,7 +80,7 @@ async fn another_apps_credentials_cannot_open_an_apps_database() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_app_creates_whitelisted_extensions_itself_but_nothing_else() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let mut client = service.client().await;
     let env = provision(&mut client, request(&app_id("ext-self"), None))
         .await
@@ -106,7 +106,7 @@ async fn the_app_creates_whitelisted_extensions_itself_but_nothing_else() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_name_taken_by_something_else_is_refused_not_shared() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let mut client = service.client().await;
     let app = app_id("squat");
     // Learn the derived name, then remove the app and let "someone else" take the name.

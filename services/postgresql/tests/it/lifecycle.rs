@@ -10,7 +10,7 @@ use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_app_uses_its_database_through_the_returned_url() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let mut client = service.client().await;
     let app = app_id("use");
     let env = provision(&mut client, request(&app, None)).await.unwrap();
@@ -72,7 +72,7 @@ async fn the_app_uses_its_database_through_the_returned_url() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn provisioning_twice_returns_the_same_env_and_keeps_the_data() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let mut client = service.client().await;
     let app = app_id("twice");
     let first = provision(&mut client, request(&app, with_extensions(&["hstore"])))
@@ -90,7 +90,7 @@ async fn provisioning_twice_returns_the_same_env_and_keeps_the_data() {
         .unwrap();
     assert_eq!(first, second);
     // A new replica (same master key) derives the same bundle.
-    let replica = Service::start().await;
+    let replica = start_service().await;
     let third = provision(&mut replica.client().await, request(&app, None))
         .await
         .unwrap();
@@ -108,7 +108,7 @@ async fn provisioning_twice_returns_the_same_env_and_keeps_the_data() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deprovision_removes_everything_and_is_idempotent() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let mut client = service.client().await;
     let app = app_id("gone");
     let env = provision(&mut client, request(&app, None)).await.unwrap();
@@ -139,7 +139,7 @@ async fn deprovision_removes_everything_and_is_idempotent() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_credential_generation_rotates_the_password() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let mut client = service.client().await;
     let app = app_id("rotate");
     let old = provision(&mut client, request(&app, None)).await.unwrap();
@@ -162,7 +162,7 @@ async fn a_new_credential_generation_rotates_the_password() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fifty_concurrent_provisions_of_distinct_apps_all_succeed() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let client = service.client().await;
     let apps: Vec<String> = (0..50).map(|i| app_id(&format!("many{i}"))).collect();
     let results = join_all(apps.iter().map(|app| {
@@ -189,7 +189,7 @@ async fn fifty_concurrent_provisions_of_distinct_apps_all_succeed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_provisions_of_the_same_app_agree() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let client = service.client().await;
     let app = app_id("same");
     let results = join_all((0..8).map(|_| {
@@ -210,7 +210,7 @@ async fn health_reports_serving_while_postgresql_answers() {
     use tonic_health::pb::{
         HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
     };
-    let service = Service::start().await;
+    let service = start_service().await;
     let channel =
         tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{}", service.port()))
             .unwrap()
@@ -250,7 +250,7 @@ async fn the_admin_password_can_come_from_a_file_and_apps_get_the_configured_add
     let password_file = dir.path().join("pg-password");
     std::fs::write(&password_file, format!("{password}\n")).unwrap();
     let password_file = password_file.display().to_string();
-    let service = Service::start_with_env(
+    let service = start_service_with_env(
         &without_password,
         &[
             ("FLEET_POSTGRESQL_ADMIN_PASSWORD_FILE", &password_file),

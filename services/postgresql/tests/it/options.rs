@@ -14,7 +14,7 @@ async fn extensions_in(database: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn requested_extensions_are_present_after_provision() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let mut client = service.client().await;
     let app = app_id("ext");
     let env = provision(
@@ -44,7 +44,7 @@ async fn requested_extensions_are_present_after_provision() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_extension_off_the_whitelist_is_invalid_and_nothing_is_created() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let mut client = service.client().await;
     let app = app_id("ext-bad");
     let status = expect_status(
@@ -63,7 +63,7 @@ async fn an_extension_off_the_whitelist_is_invalid_and_nothing_is_created() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_whitelisted_extension_missing_on_the_server_is_a_failed_precondition() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let mut client = service.client().await;
     let app = app_id("ext-vector");
     let status = expect_status(
@@ -87,7 +87,7 @@ async fn a_whitelisted_extension_missing_on_the_server_is_a_failed_precondition(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn locale_sets_collation_and_ctype() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let mut client = service.client().await;
     let app = app_id("locale");
     let env = provision(&mut client, request(&app, with_locale("de_DE.UTF-8")))
@@ -129,7 +129,7 @@ async fn locale_sets_collation_and_ctype() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unknown_locale_is_invalid_names_it_and_creates_nothing() {
-    let service = Service::start().await;
+    let service = start_service().await;
     let mut client = service.client().await;
     let app = app_id("locale-bad");
     let status = expect_status(

@@ -5,10 +5,7 @@ pub use fleet_shared::testkit::harness::{
 };
 use fleet_shared::{
     proto::addon::{PostgresqlOptions, ProvisionRequest, provision_request::Options},
-    testkit::{
-        PostgresServer,
-        harness::{InProcess, TestSecrets, addon_client},
-    },
+    testkit::{PostgresServer, harness::TestSecrets},
 };
 use sqlx::{Connection, PgConnection};
 use tonic::Status;
@@ -18,68 +15,51 @@ pub fn postgres() -> &'static PostgresServer {
     PostgresServer::shared().expect("PostgreSQL for the tests")
 }
 
-/// The service's environment for `admin_url`, plus `extra`.
+/// The service's own settings for `admin_url`, plus `extra`.
+pub fn own_env(admin_url: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    [
+        ("FLEET_POSTGRESQL_ADMIN_URL", admin_url),
+        ("FLEET_POSTGRESQL_CONNECT_TIMEOUT_SECS", "5"),
+        // A small pool, so the 50-call test proves a busy pool is not reported UNAVAILABLE.
+        ("FLEET_POSTGRESQL_POOL_SIZE", "4"),
+    ]
+    .iter()
+    .chain(extra)
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect()
+}
+
+/// The whole environment of the binary: `secrets`' files and [`own_env`].
 pub fn service_env(
     secrets: &TestSecrets,
     admin_url: &str,
     extra: &[(&str, &str)],
 ) -> Vec<(String, String)> {
     let mut env = secrets.common_env();
-    env.extend(
-        [
-            ("FLEET_POSTGRESQL_ADMIN_URL", admin_url),
-            ("FLEET_POSTGRESQL_CONNECT_TIMEOUT_SECS", "5"),
-            // A small pool, so the 50-call test proves a busy pool is not reported UNAVAILABLE.
-            ("FLEET_POSTGRESQL_POOL_SIZE", "4"),
-        ]
-        .iter()
-        .chain(extra)
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    );
+    env.extend(own_env(admin_url, extra));
     env
 }
 
 /// The service, served in-process on a free port.
-pub struct Service {
-    server: InProcess,
-    pub secrets: TestSecrets,
+pub use fleet_shared::testkit::harness::Served as Service;
+
+/// Serves against the shared PostgreSQL.
+pub async fn start_service() -> Service {
+    start_service_with(&postgres().admin_url()).await
 }
 
-impl Service {
-    /// Serves against the shared PostgreSQL.
-    pub async fn start() -> Self {
-        Self::start_with(&postgres().admin_url()).await
-    }
+pub async fn start_service_with(admin_url: &str) -> Service {
+    start_service_with_env(admin_url, &[]).await
+}
 
-    pub async fn start_with(admin_url: &str) -> Self {
-        Self::start_with_env(admin_url, &[]).await
-    }
-
-    /// Serves with extra settings.
-    pub async fn start_with_env(admin_url: &str, extra: &[(&str, &str)]) -> Self {
-        let secrets = TestSecrets::new().unwrap();
-        let env = service_env(&secrets, admin_url, extra);
-        let server = InProcess::serve::<fleet_postgresql::Service>(env)
-            .await
-            .unwrap();
-        Self { server, secrets }
-    }
-
-    pub fn port(&self) -> u16 {
-        self.server.addr.port()
-    }
-
-    pub async fn client(&self) -> Client {
-        self.client_with_token(Some(&self.secrets.token)).await
-    }
-
-    pub async fn client_with_token(&self, token: Option<&str>) -> Client {
-        addon_client(self.port(), token).await.unwrap()
-    }
-
-    pub async fn stop(self) {
-        self.server.stop().await;
-    }
+/// Serves with extra settings.
+pub async fn start_service_with_env(admin_url: &str, extra: &[(&str, &str)]) -> Service {
+    Service::start::<fleet_postgresql::Service>(
+        TestSecrets::new().unwrap(),
+        own_env(admin_url, extra),
+    )
+    .await
+    .unwrap()
 }
 
 pub fn request(app_id: &str, options: Option<PostgresqlOptions>) -> ProvisionRequest {

@@ -44,7 +44,7 @@ fn config_get(conn: &mut redis::Connection, name: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_app_cannot_change_what_the_service_decides_but_runs_its_own_commands() {
     let data = DataDir::new();
-    let service = Service::start(data.path(), &port_range(10), &[]).await;
+    let service = start_service(data.path(), &port_range(10), &[]).await;
     let mut client = service.client().await;
     let attacker = provision(&mut client, request(&app_id("attacker"), false))
         .await
@@ -256,7 +256,7 @@ async fn an_app_cannot_change_what_the_service_decides_but_runs_its_own_commands
 async fn a_foreign_server_on_an_apps_port_is_never_taken_for_its_instance() {
     let data = DataDir::new();
     // No supervisor pass after the first: the test decides when the instance restarts.
-    let service = Service::start(
+    let service = start_service(
         data.path(),
         &port_range(10),
         &[("FLEET_REDIS_SUPERVISE_SECS", "3600")],
@@ -312,7 +312,7 @@ async fn a_foreign_server_on_an_apps_port_is_never_taken_for_its_instance() {
 #[tokio::test(flavor = "multi_thread")]
 async fn deprovision_leaves_no_process_and_rotation_leaves_exactly_one() {
     let data = DataDir::new();
-    let service = Service::start(data.path(), &port_range(10), &[]).await;
+    let service = start_service(data.path(), &port_range(10), &[]).await;
     let mut client = service.client().await;
     let app = app_id("leftover");
     let mut env = provision(&mut client, request(&app, false)).await.unwrap();
@@ -385,7 +385,7 @@ async fn deprovision_leaves_no_process_and_rotation_leaves_exactly_one() {
 #[tokio::test(flavor = "multi_thread")]
 async fn instances_run_unprivileged_and_their_files_are_private() {
     let data = DataDir::new();
-    let service = Service::start(data.path(), &port_range(10), &[]).await;
+    let service = start_service(data.path(), &port_range(10), &[]).await;
     let mut client = service.client().await;
     let env = provision(&mut client, request(&app_id("private"), false))
         .await

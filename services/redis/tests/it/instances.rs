@@ -11,7 +11,7 @@ use crate::support::*;
 async fn instances_outlive_a_service_restart_and_are_taken_over() {
     let data = DataDir::new();
     let ports = port_range(10);
-    let service = Service::start(data.path(), &ports, &[]).await;
+    let service = start_service(data.path(), &ports, &[]).await;
     let mut client = service.client().await;
     let app = app_id("adopt");
     let env = provision(&mut client, request(&app, false)).await.unwrap();
@@ -24,7 +24,7 @@ async fn instances_outlive_a_service_restart_and_are_taken_over() {
     assert_eq!(v, "before restart");
     // ...and the new service recognises it by its admin password, shuts it down and starts
     // it again as its own child: one process, with the data.
-    let service = Service::start(data.path(), &ports, &[]).await;
+    let service = start_service(data.path(), &ports, &[]).await;
     let mut client = service.client().await;
     assert_eq!(
         provision(&mut client, request(&app, false)).await.unwrap(),
@@ -41,7 +41,7 @@ async fn instances_outlive_a_service_restart_and_are_taken_over() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_instance_is_restarted_with_its_data() {
     let data = DataDir::new();
-    let service = Service::start(data.path(), &port_range(10), &[]).await;
+    let service = start_service(data.path(), &port_range(10), &[]).await;
     let mut client = service.client().await;
     let env = provision(&mut client, request(&app_id("kill9"), false))
         .await
@@ -65,7 +65,7 @@ async fn a_killed_instance_is_restarted_with_its_data() {
 async fn an_instance_that_died_while_the_service_was_down_is_restarted_at_start() {
     let data = DataDir::new();
     let ports = port_range(10);
-    let service = Service::start(data.path(), &ports, &[]).await;
+    let service = start_service(data.path(), &ports, &[]).await;
     let mut client = service.client().await;
     let env = provision(&mut client, request(&app_id("down"), false))
         .await
@@ -80,7 +80,7 @@ async fn an_instance_that_died_while_the_service_was_down_is_restarted_at_start(
         .await
     );
 
-    let service = Service::start(data.path(), &ports, &[]).await;
+    let service = start_service(data.path(), &ports, &[]).await;
     let back = eventually(Duration::from_secs(20), || async {
         cmd::<String>(&env["CLOUDRON_REDIS_URL"], &["GET", "k"]).is_ok_and(|v| v == "kept")
     })
@@ -92,7 +92,7 @@ async fn an_instance_that_died_while_the_service_was_down_is_restarted_at_start(
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hundred_apps_each_get_a_working_instance() {
     let data = DataDir::new();
-    let service = Service::start(
+    let service = start_service(
         data.path(),
         &port_range(110),
         &[("FLEET_REDIS_STOP_INSTANCES_ON_EXIT", "true")],

@@ -7,7 +7,7 @@ use crate::support::*;
 #[tokio::test(flavor = "multi_thread")]
 async fn each_app_gets_its_own_instance_and_password() {
     let data = DataDir::new();
-    let service = Service::start(data.path(), &port_range(10), &[]).await;
+    let service = start_service(data.path(), &port_range(10), &[]).await;
     let mut client = service.client().await;
     let a = provision(&mut client, request(&app_id("a"), false))
         .await
@@ -65,7 +65,7 @@ async fn each_app_gets_its_own_instance_and_password() {
 #[tokio::test(flavor = "multi_thread")]
 async fn provisioning_twice_returns_the_same_env_and_keeps_the_data() {
     let data = DataDir::new();
-    let service = Service::start(data.path(), &port_range(10), &[]).await;
+    let service = start_service(data.path(), &port_range(10), &[]).await;
     let mut client = service.client().await;
     let app = app_id("twice");
     let first = provision(&mut client, request(&app, false)).await.unwrap();
@@ -86,7 +86,7 @@ async fn provisioning_twice_returns_the_same_env_and_keeps_the_data() {
 #[tokio::test(flavor = "multi_thread")]
 async fn no_password_gives_an_open_instance_and_no_password_variable() {
     let data = DataDir::new();
-    let service = Service::start(data.path(), &port_range(10), &[]).await;
+    let service = start_service(data.path(), &port_range(10), &[]).await;
     let mut client = service.client().await;
     let app = app_id("open");
     let env = provision(&mut client, request(&app, true)).await.unwrap();
@@ -108,7 +108,7 @@ async fn no_password_gives_an_open_instance_and_no_password_variable() {
 #[tokio::test(flavor = "multi_thread")]
 async fn deprovision_stops_the_instance_and_deletes_its_data() {
     let data = DataDir::new();
-    let service = Service::start(data.path(), &port_range(10), &[]).await;
+    let service = start_service(data.path(), &port_range(10), &[]).await;
     let mut client = service.client().await;
     let app = app_id("gone");
     let env = provision(&mut client, request(&app, false)).await.unwrap();
@@ -135,7 +135,7 @@ async fn deprovision_stops_the_instance_and_deletes_its_data() {
 #[tokio::test(flavor = "multi_thread")]
 async fn odd_app_ids_are_refused_and_create_nothing() {
     let data = DataDir::new();
-    let service = Service::start(data.path(), &port_range(10), &[]).await;
+    let service = start_service(data.path(), &port_range(10), &[]).await;
     let mut client = service.client().await;
     let long = "a".repeat(200);
     for odd in ["", long.as_str(), "x'; FLUSHALL", "ünïcödé", "../a"] {
@@ -157,7 +157,7 @@ async fn odd_app_ids_are_refused_and_create_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn running_out_of_ports_is_resource_exhausted_not_a_crash() {
     let data = DataDir::new();
-    let service = Service::start(data.path(), &port_range(2), &[]).await;
+    let service = start_service(data.path(), &port_range(2), &[]).await;
     let mut client = service.client().await;
     let apps: Vec<String> = (0..3).map(|i| app_id(&format!("port{i}"))).collect();
     provision(&mut client, request(&apps[0], false))

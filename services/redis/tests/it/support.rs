@@ -11,7 +11,7 @@ pub use fleet_shared::testkit::harness::{
 };
 use fleet_shared::{
     proto::addon::{ProvisionRequest, RedisOptions, provision_request::Options},
-    testkit::harness::{InProcess, TestSecrets, addon_client},
+    testkit::harness::TestSecrets,
 };
 use tonic::Status;
 
@@ -23,43 +23,26 @@ pub fn port_range(size: u16) -> String {
     format!("{low}-{}", low + size - 1)
 }
 
-/// The service, served in-process.
-pub struct Service {
-    server: InProcess,
-    pub secrets: TestSecrets,
-}
+/// The service, served in-process on a free port.
+pub use fleet_shared::testkit::harness::Served as Service;
 
-impl Service {
-    /// Serves over `data_dir` with `ports` and `extra` settings.
-    pub async fn start(data_dir: &Path, ports: &str, extra: &[(&str, &str)]) -> Self {
-        let secrets = TestSecrets::new().unwrap();
-        // Every test's secrets share the master key, so passwords survive a service restart.
-        let mut env = secrets.common_env();
-        let data_dir = data_dir.display().to_string();
-        for (key, value) in [
-            ("FLEET_REDIS_DATA_DIR", data_dir.as_str()),
-            ("FLEET_REDIS_PORTS", ports),
-            ("FLEET_REDIS_APPENDFSYNC", "always"),
-            ("FLEET_REDIS_SUPERVISE_SECS", "1"),
-        ]
-        .iter()
-        .chain(extra)
-        {
-            env.push(((*key).to_owned(), (*value).to_owned()));
-        }
-        let server = InProcess::serve::<fleet_redis::Service>(env).await.unwrap();
-        Self { server, secrets }
-    }
-
-    pub async fn client(&self) -> Client {
-        addon_client(self.server.addr.port(), Some(&self.secrets.token))
-            .await
-            .unwrap()
-    }
-
-    pub async fn stop(self) {
-        self.server.stop().await;
-    }
+/// Serves over `data_dir` with `ports` and `extra` settings. Every test's secrets share the
+/// master key, so passwords survive a service restart.
+pub async fn start_service(data_dir: &Path, ports: &str, extra: &[(&str, &str)]) -> Service {
+    let data_dir = data_dir.display().to_string();
+    let env: Vec<(String, String)> = [
+        ("FLEET_REDIS_DATA_DIR", data_dir.as_str()),
+        ("FLEET_REDIS_PORTS", ports),
+        ("FLEET_REDIS_APPENDFSYNC", "always"),
+        ("FLEET_REDIS_SUPERVISE_SECS", "1"),
+    ]
+    .iter()
+    .chain(extra)
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    Service::start::<fleet_redis::Service>(TestSecrets::new().unwrap(), env)
+        .await
+        .unwrap()
 }
 
 pub fn request(app_id: &str, no_password: bool) -> ProvisionRequest {
