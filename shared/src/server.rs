@@ -5,7 +5,7 @@
 //! listener closes, in-flight calls finish (up to a grace period) and `serve` returns.
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeSet, HashMap},
     future::Future,
     net::SocketAddr,
     sync::{Arc, Mutex},
@@ -104,37 +104,28 @@ impl GrpcServer {
         interval: Duration,
         probe: F,
     ) where
-        F: Fn() -> Fut + Send + 'static,
+        F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = bool> + Send,
     {
-        let health = self.health.clone();
-        let services: Vec<&'static str> = services.iter().copied().chain([WHOLE_SERVER]).collect();
-        self.probes.push(tokio::spawn(async move {
-            let mut last = None;
-            loop {
+        let names: Vec<String> = services
+            .iter()
+            .chain([&WHOLE_SERVER])
+            .map(|name| (*name).to_owned())
+            .collect();
+        let probe = Arc::new(probe);
+        self.spawn_health_report(interval, move || {
+            let (probe, names) = (Arc::clone(&probe), names.clone());
+            async move {
                 let up = probe().await;
-                if last != Some(up) {
-                    let status = if up {
-                        tracing::info!(?services, "backend reachable: SERVING");
-                        ServingStatus::Serving
-                    } else {
-                        tracing::warn!(?services, "backend unreachable: NOT_SERVING");
-                        ServingStatus::NotServing
-                    };
-                    for service in &services {
-                        health.set_service_status(*service, status).await;
-                    }
-                    last = Some(up);
-                }
-                tokio::time::sleep(interval).await;
+                names.into_iter().map(|name| (name, up)).collect()
             }
-        }));
+        });
     }
 
     /// Re-runs `report` every `interval` and reports each name it returns SERVING or
-    /// NOT_SERVING, until shutdown begins; unlike [`GrpcServer::spawn_health_probe`], the
-    /// server as a whole (`""`) is left alone. For states of things the service depends on
-    /// that must not make the whole server NOT_SERVING (the coordinator's addon services).
+    /// NOT_SERVING (logging the changes), until shutdown begins, when every name reported
+    /// turns NOT_SERVING. Only the names `report` returns: the coordinator reports its addon
+    /// services this way, apart from the server as a whole (`""`).
     pub fn spawn_health_report<F, Fut>(&mut self, interval: Duration, report: F)
     where
         F: Fn() -> Fut + Send + 'static,
@@ -143,17 +134,38 @@ impl GrpcServer {
         let health = self.health.clone();
         let reported = Arc::clone(&self.reported);
         self.probes.push(tokio::spawn(async move {
+            let mut last: HashMap<String, bool> = HashMap::new();
             loop {
-                for (name, up) in report().await {
-                    if let Ok(mut names) = reported.lock() {
-                        names.insert(name.clone());
-                    }
+                let changed: Vec<(String, bool)> = report()
+                    .await
+                    .into_iter()
+                    .filter(|(name, up)| last.get(name) != Some(up))
+                    .collect();
+                let names = |up: bool| -> Vec<&str> {
+                    changed
+                        .iter()
+                        .filter(|(_, u)| *u == up)
+                        .map(|(name, _)| name.as_str())
+                        .collect()
+                };
+                let (serving, not_serving) = (names(true), names(false));
+                if !serving.is_empty() {
+                    tracing::info!(services = ?serving, "reachable: SERVING");
+                }
+                if !not_serving.is_empty() {
+                    tracing::warn!(services = ?not_serving, "unreachable: NOT_SERVING");
+                }
+                if let Ok(mut names) = reported.lock() {
+                    names.extend(changed.iter().map(|(name, _)| name.clone()));
+                }
+                for (name, up) in changed {
                     let status = if up {
                         ServingStatus::Serving
                     } else {
                         ServingStatus::NotServing
                     };
-                    health.set_service_status(name, status).await;
+                    health.set_service_status(name.clone(), status).await;
+                    last.insert(name, up);
                 }
                 tokio::time::sleep(interval).await;
             }
