@@ -211,7 +211,9 @@ impl Coordinator {
         manifest: Manifest,
         record: AppRecord,
     ) -> Result<(InstalledApp, EnvBundle), Error> {
-        let same_manifest = parse_stored(&record.addons).is_ok_and(|stored| stored == manifest);
+        let same_manifest = self
+            .stored_manifest(&record)
+            .is_ok_and(|stored| stored == manifest);
         if record.app_domain != app_domain || !same_manifest {
             return Err(Error::AlreadyExists(format!(
                 "app {app} is already installed with another domain or other addons; use \
@@ -234,7 +236,7 @@ impl Coordinator {
         let (app, new) = self.validate(app_id, None, addons)?;
         let _guard = self.locks.lock(app.as_str()).await;
         let record = self.settled(&app).await?;
-        let old = parse_stored(&record.addons)?;
+        let old = self.stored_manifest(&record)?;
         let old_names: BTreeSet<&str> = old.names().into_iter().collect();
         let refused: Vec<&str> = new
             .names()
@@ -366,8 +368,8 @@ impl Coordinator {
         self.manifest_of(&row.app_id, &addons)
     }
 
-    /// The manifest `addons` of `app_id` as stored, parsed once: GetApp, StartApp and
-    /// ListApps of an unchanged app reuse it.
+    /// The manifest `addons` of `app_id` as stored, parsed once: GetApp, StartApp, UpdateApp,
+    /// a retried InstallApp and ListApps of an unchanged app reuse it.
     fn manifest_of(&self, app_id: &str, addons: &serde_json::Value) -> Parsed {
         let cached = self.parsed.lock().ok().and_then(|parsed| {
             parsed
@@ -622,7 +624,8 @@ fn parse_app_id(app_id: &str) -> Result<AppId, Error> {
     AppId::parse(app_id).map_err(|e| Error::invalid(format!("app_id: {e}")))
 }
 
-/// A stored manifest, validated when it was installed.
+/// A manifest of a record mid-call (its installed or pending one), validated when it was
+/// stored; settling is rare, so these are not kept (see [`Coordinator::manifest_of`]).
 fn parse_stored(addons: &serde_json::Value) -> Result<Manifest, Error> {
     parse_json(addons)
         .map(|parsed| parsed.manifest)
