@@ -15,7 +15,7 @@ use fleet_shared::{
     config::{CommonConfig, ConfigError, EnvReader},
     server::{GrpcServer, ServeError},
     service::{FleetService, ServiceConfig},
-    testkit::harness::{InProcess, TestSecrets, eventually},
+    testkit::harness::{Served, TestSecrets, eventually},
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -66,15 +66,13 @@ impl FleetService for Bare {
 }
 
 /// The bare server with `limits` (`FLEET_*` settings).
-async fn serve(limits: &[(&str, &str)]) -> (InProcess, TestSecrets) {
-    let secrets = TestSecrets::new().unwrap();
-    let mut env = secrets.common_env();
-    env.extend(
-        limits
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    );
-    (InProcess::serve::<Bare>(env).await.unwrap(), secrets)
+async fn serve(limits: &[(&str, &str)]) -> Served {
+    let limits = limits
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+    Served::start::<Bare>(TestSecrets::new().unwrap(), limits)
+        .await
+        .unwrap()
 }
 
 /// Reads until the server closes the connection (EOF or an error); false if it stays open
@@ -92,8 +90,8 @@ async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
     .is_ok()
 }
 
-async fn health_status(server: &InProcess) -> Result<i32, String> {
-    let channel = Channel::from_shared(format!("http://{}", server.addr))
+async fn health_status(server: &Served) -> Result<i32, String> {
+    let channel = Channel::from_shared(format!("http://{}", server.addr()))
         .unwrap()
         .connect_timeout(Duration::from_secs(1))
         .timeout(Duration::from_secs(2))
@@ -111,7 +109,7 @@ async fn health_status(server: &InProcess) -> Result<i32, String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn connections_that_say_nothing_are_closed() {
-    let (server, _secrets) = serve(&[
+    let server = serve(&[
         ("FLEET_HANDSHAKE_TIMEOUT_SECS", "1"),
         ("FLEET_IDLE_TIMEOUT_SECS", "2"),
     ])
@@ -119,12 +117,12 @@ async fn connections_that_say_nothing_are_closed() {
     let started = Instant::now();
     let mut silent = Vec::new();
     for _ in 0..200 {
-        silent.push(TcpStream::connect(server.addr).await.unwrap());
+        silent.push(TcpStream::connect(server.addr()).await.unwrap());
     }
     // An HTTP/2 preface and then nothing (and never reading what the server sends).
     let mut prefaces = Vec::new();
     for _ in 0..100 {
-        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        let mut stream = TcpStream::connect(server.addr()).await.unwrap();
         stream.write_all(PREFACE).await.unwrap();
         prefaces.push(stream);
     }
@@ -148,17 +146,17 @@ async fn connections_that_say_nothing_are_closed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn connections_beyond_the_cap_are_closed_and_the_server_recovers() {
-    let (server, _secrets) = serve(&[("FLEET_MAX_CONNECTIONS", "20")]).await;
+    let server = serve(&[("FLEET_MAX_CONNECTIONS", "20")]).await;
     let mut held = Vec::new();
     for _ in 0..20 {
-        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        let mut stream = TcpStream::connect(server.addr()).await.unwrap();
         stream.write_all(PREFACE).await.unwrap();
         held.push(stream);
     }
     // Give the server the time to take all twenty.
     tokio::time::sleep(Duration::from_millis(200)).await;
     for i in 0..30 {
-        let mut extra = TcpStream::connect(server.addr).await.unwrap();
+        let mut extra = TcpStream::connect(server.addr()).await.unwrap();
         assert!(
             closed_within(&mut extra, Duration::from_secs(2)).await,
             "connection {} beyond the cap was kept",
@@ -182,12 +180,12 @@ async fn connections_beyond_the_cap_are_closed_and_the_server_recovers() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_call_whose_body_never_comes_is_answered_at_the_request_timeout() {
-    let (server, _secrets) = serve(&[
+    let server = serve(&[
         ("FLEET_REQUEST_TIMEOUT_SECS", "1"),
         ("FLEET_MAX_CONCURRENT_STREAMS", "7"),
     ])
     .await;
-    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let tcp = TcpStream::connect(server.addr()).await.unwrap();
     let (client, connection) = h2::client::handshake(tcp).await.unwrap();
     let first = tokio::spawn(async move {
         let _ = connection.await;
@@ -219,7 +217,7 @@ async fn a_call_whose_body_never_comes_is_answered_at_the_request_timeout() {
 
     // The limit of concurrent streams, as the server advertises it once its settings arrived
     // (after one whole call).
-    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let tcp = TcpStream::connect(server.addr()).await.unwrap();
     let (client, mut connection) = h2::client::handshake(tcp).await.unwrap();
     let mut client = client.ready().await.unwrap();
     let (response, mut body) = client.send_request(health_check(&server), false).unwrap();
@@ -240,12 +238,12 @@ async fn a_call_whose_body_never_comes_is_answered_at_the_request_timeout() {
 const EMPTY_MESSAGE: &[u8] = &[0, 0, 0, 0, 0];
 
 /// The request head of a health check on `server`.
-fn health_check(server: &InProcess) -> http::Request<()> {
+fn health_check(server: &Served) -> http::Request<()> {
     http::Request::builder()
         .method("POST")
         .uri(format!(
             "http://{}/grpc.health.v1.Health/Check",
-            server.addr
+            server.addr()
         ))
         .header("content-type", "application/grpc")
         .header("te", "trailers")
@@ -255,8 +253,8 @@ fn health_check(server: &InProcess) -> http::Request<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reflection_lists_exactly_the_served_services() {
-    let (server, _secrets) = serve(&[]).await;
-    let channel = Channel::from_shared(format!("http://{}", server.addr))
+    let server = serve(&[]).await;
+    let channel = Channel::from_shared(format!("http://{}", server.addr()))
         .unwrap()
         .connect()
         .await
