@@ -8,7 +8,6 @@
 
 use std::{
     io,
-    net::SocketAddr,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
@@ -241,11 +240,6 @@ impl GuardedStream {
             silence: Box::pin(tokio::time::sleep(limits.handshake_timeout)),
             idle_timeout: limits.idle_timeout,
         }
-    }
-
-    /// The peer's address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.peer_addr()
     }
 }
 
