@@ -61,14 +61,15 @@ fn provision_takes_typed_options_of_every_addon_in_the_reference() {
             "recvmail",
             "email",
             "turn",
-            "docker"
+            "docker",
+            "proxy_auth"
         ]
     );
 }
 
 #[test]
 fn option_messages_mirror_the_manifest_options() {
-    let expected: [(&str, &[&str]); 11] = [
+    let expected: [(&str, &[&str]); 12] = [
         ("MysqlOptions", &["multiple_databases"]),
         ("PostgresqlOptions", &["locale", "extensions"]),
         ("MongodbOptions", &["oplog"]),
@@ -87,6 +88,10 @@ fn option_messages_mirror_the_manifest_options() {
         ("EmailOptions", &[]),
         ("TurnOptions", &[]),
         ("DockerOptions", &[]),
+        (
+            "ProxyAuthOptions",
+            &["path", "basic_auth", "supports_bearer_auth"],
+        ),
     ];
     for (name, fields) in expected {
         assert_eq!(field_names(&message(name)), fields, "{name}");

@@ -8,7 +8,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 use tonic::{Request, Response, Status, server::NamedService, service::Routes};
 
 use crate::{
-    AppId,
+    AppId, catalog,
     env_bundle::EnvBundle,
     error::{AddonError, Origin},
     proto::addon::{
@@ -24,8 +24,9 @@ const HEALTH_PROBE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// What one addon service does with its backend.
 pub trait AddonBackend: Send + Sync + 'static {
-    /// The addon's manifest name ("postgresql"); Deprovision calls must name it.
-    const ADDON: &'static str;
+    /// The service's catalog entry: its name is how statuses name the service (see
+    /// [`Origin::service`]), its addons are those Deprovision calls may name.
+    const SERVICE: catalog::Service;
     /// The backend as UNAVAILABLE messages name it ("PostgreSQL"); see [`Origin::backend`].
     const BACKEND: Option<&'static str>;
     /// A validated Provision request.
@@ -36,8 +37,14 @@ pub trait AddonBackend: Send + Sync + 'static {
         &self,
         spec: Self::Spec,
     ) -> impl Future<Output = Result<EnvBundle, AddonError>> + Send;
-    /// Removes the app's resources and data; succeeds if they are gone.
-    fn deprovision(&self, app: AppId) -> impl Future<Output = Result<(), AddonError>> + Send;
+    /// Removes the app's resources and data of `addon`, one of [`AddonBackend::SERVICE`]'s
+    /// addons (the catalog's own name, so a service of several can match it); succeeds if they
+    /// are gone.
+    fn deprovision(
+        &self,
+        app: AppId,
+        addon: &'static str,
+    ) -> impl Future<Output = Result<(), AddonError>> + Send;
     /// The apps that have resources here, sorted.
     fn list(&self) -> impl Future<Output = Result<Vec<String>, AddonError>> + Send;
     /// Whether the backend can be reached now.
@@ -129,15 +136,9 @@ impl<B: AddonBackend> Addon for AddonService<B> {
     ) -> Result<Response<DeprovisionResponse>, Status> {
         let DeprovisionRequest { app_id, addon } = request.into_inner();
         let app = parse_app_id(&app_id).map_err(|e| status::<B>(e.into()))?;
-        if addon != B::ADDON {
-            let reason = format!(
-                "this service removes {:?} resources, not {addon:?}",
-                B::ADDON
-            );
-            return Err(status::<B>(InvalidField::new("addon", reason).into()));
-        }
+        let addon = served_addon(B::SERVICE, &addon).map_err(|e| status::<B>(e.into()))?;
         let backend = Arc::clone(&self.backend);
-        to_completion(async move { backend.deprovision(app).await })
+        to_completion(async move { backend.deprovision(app, addon).await })
             .await
             .map_err(|e| status::<B>(e.into()))?
             .map_err(status::<B>)?;
@@ -151,10 +152,47 @@ impl<B: AddonBackend> Addon for AddonService<B> {
     }
 }
 
+/// The catalog's name of `addon` if `service` serves it; else an error listing what it serves.
+fn served_addon(service: catalog::Service, addon: &str) -> Result<&'static str, InvalidField> {
+    let served = service.addons;
+    served.iter().copied().find(|a| *a == addon).ok_or_else(|| {
+        let names: Vec<String> = served.iter().map(|a| format!("{a:?}")).collect();
+        let reason = format!(
+            "this service removes resources of {}, not {addon:?}",
+            names.join(", ")
+        );
+        InvalidField::new("addon", reason)
+    })
+}
+
 /// `error` as the status `B`'s service answers with.
 fn status<B: AddonBackend>(error: AddonError) -> Status {
     error.into_status(Origin {
-        service: B::ADDON,
+        service: B::SERVICE.name,
         backend: B::BACKEND,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deprovision_names_one_of_the_services_addons() {
+        assert_eq!(served_addon(catalog::OIDC, "proxyAuth"), Ok("proxyAuth"));
+        assert_eq!(served_addon(catalog::OIDC, "oidc"), Ok("oidc"));
+        assert_eq!(served_addon(catalog::MYSQL, "mysql"), Ok("mysql"));
+        let refused = served_addon(catalog::OIDC, "mysql").err();
+        assert_eq!(
+            refused.map(|e| e.to_string()),
+            Some(
+                "addon: this service removes resources of \"oidc\", \"proxyAuth\", not \"mysql\""
+                    .to_owned()
+            )
+        );
+        assert!(
+            served_addon(catalog::MYSQL, "MySQL").is_err(),
+            "names are exact"
+        );
+    }
 }

@@ -7,6 +7,8 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Service {
     /// Its name ("docker-proxy"): health names, the coordinator's routing, `fleet-<name>`.
+    /// Services named after their one addon (mysql, postgresql...) also derive its passwords
+    /// from it, so a name never changes.
     pub name: &'static str,
     /// Its settings are `FLEET_<env>_*` ("DOCKER_PROXY"); the other services leave them alone.
     pub env: &'static str,
@@ -58,12 +60,12 @@ pub const LDAP: Service = Service {
     default_port: 50055,
     addons: &["ldap"],
 };
-/// The oidc service.
+/// The oidc service: OpenID Connect clients, and the login in front of `proxyAuth` apps.
 pub const OIDC: Service = Service {
     name: "oidc",
     env: "OIDC",
     default_port: 50056,
-    addons: &["oidc"],
+    addons: &["oidc", "proxyAuth"],
 };
 /// The mail service: sending, receiving and full mailboxes.
 pub const MAIL: Service = Service {
@@ -102,7 +104,7 @@ pub const SERVICES: [Service; 10] = [
 ];
 
 /// Every addon of the reference, sorted; those no service provisions (`localstorage`,
-/// `proxyAuth`, `scheduler`, `tls`) the coordinator handles itself.
+/// `scheduler`, `tls`) the coordinator handles itself.
 pub const ADDONS: [&str; 15] = [
     "docker",
     "email",
@@ -148,8 +150,8 @@ mod tests {
     use super::*;
     use crate::proto::addon::{
         DockerOptions, EmailOptions, LdapOptions, MongodbOptions, MysqlOptions, OidcOptions,
-        PostgresqlOptions, RecvmailOptions, RedisOptions, SendmailOptions, TurnOptions,
-        provision_request::Options,
+        PostgresqlOptions, ProxyAuthOptions, RecvmailOptions, RedisOptions, SendmailOptions,
+        TurnOptions, provision_request::Options,
     };
 
     #[test]
@@ -196,6 +198,7 @@ mod tests {
             Options::Email(EmailOptions::default()),
             Options::Turn(TurnOptions::default()),
             Options::Docker(DockerOptions::default()),
+            Options::ProxyAuth(ProxyAuthOptions::default()),
         ];
         let named: BTreeSet<_> = options.iter().map(Options::addon_name).collect();
         let served: BTreeSet<_> = addon_services()
@@ -207,6 +210,7 @@ mod tests {
     #[test]
     fn lookups() {
         assert_eq!(service_of("sendmail"), Some(&MAIL));
+        assert_eq!(service_of("proxyAuth"), Some(&OIDC));
         assert_eq!(service_of("tls"), None);
         assert_eq!(service("docker-proxy"), Some(&DOCKER_PROXY));
         assert_eq!(addon_services().count(), SERVICES.len() - 1);

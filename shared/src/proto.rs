@@ -52,6 +52,7 @@ impl addon::provision_request::Options {
             Options::Email(_) => "email",
             Options::Turn(_) => "turn",
             Options::Docker(_) => "docker",
+            Options::ProxyAuth(_) => "proxyAuth",
         }
     }
 }

@@ -43,6 +43,11 @@ pub struct Runtime {
     pub app_scheme: String,
 }
 
+/// The setting naming where `service` is reached: `FLEET_COORDINATOR_<SERVICE>_URL`.
+pub fn service_url_variable(service: &catalog::Service) -> String {
+    format!("FLEET_COORDINATOR_{}_URL", service.env)
+}
+
 impl ServiceConfig for Config {
     /// Reads and validates the environment, reporting every problem at once.
     fn from_env(env: EnvReader) -> Result<Self, ConfigError> {
@@ -50,7 +55,7 @@ impl ServiceConfig for Config {
         let common = CommonConfig::read(&mut env, catalog::COORDINATOR.default_port);
         let mut services = BTreeMap::new();
         for service in catalog::addon_services() {
-            let variable = format!("FLEET_COORDINATOR_{}_URL", service.env);
+            let variable = service_url_variable(service);
             if let Some(url) = env.optional(&variable) {
                 if url.starts_with("http://") || url.starts_with("https://") {
                     services.insert(service.name, url);

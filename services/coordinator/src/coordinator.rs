@@ -11,7 +11,7 @@ use std::{
 
 use fleet_shared::{
     AppId,
-    catalog::INSTALL_ONLY,
+    catalog::{self, INSTALL_ONLY},
     env_bundle::{EnvBundle, EnvPrefix},
     keyed_lock::KeyedLocks,
     proto::addon::provision_request::Options,
@@ -20,7 +20,7 @@ use futures::future::join_all;
 use prost_types::Struct;
 
 use crate::{
-    config::Runtime,
+    config::{self, Runtime},
     error::Error,
     fleet::Fleet,
     limits::{MAX_DOMAIN_BYTES, quote},
@@ -457,16 +457,27 @@ impl Coordinator {
         }
     }
 
-    /// Fails, naming them, if some of `manifest`'s addons have no service in this deployment.
+    /// Fails, naming them and the settings that would serve them, if some of `manifest`'s
+    /// addons have no service in this deployment.
     fn check_served(&self, manifest: &Manifest) -> Result<(), Error> {
         let unserved = self.fleet.unserved(manifest.provisioned.keys().copied());
         if unserved.is_empty() {
             return Ok(());
         }
+        let mut variables: Vec<String> = Vec::new();
+        for service in unserved
+            .iter()
+            .filter_map(|addon| catalog::service_of(addon))
+        {
+            let variable = config::service_url_variable(service);
+            if !variables.contains(&variable) {
+                variables.push(variable);
+            }
+        }
         Err(Error::FailedPrecondition(format!(
-            "this deployment has no service for {}: configure FLEET_COORDINATOR_<SERVICE>_URL \
-             or drop the addon",
-            unserved.join(", ")
+            "this deployment has no service for {}: configure {} or drop the addon",
+            unserved.join(", "),
+            variables.join(", ")
         )))
     }
 

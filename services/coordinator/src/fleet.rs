@@ -25,7 +25,7 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::config::Config;
+use crate::config::{Config, service_url_variable};
 
 /// How long a health probe of one service may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -133,11 +133,16 @@ impl Fleet {
         &self,
         addon: &str,
     ) -> Result<AddonClient<InterceptedService<Channel, SendBearer>>, Status> {
-        catalog::service_of(addon)
-            .and_then(|service| self.services.get(service.name))
-            .map(|service| service.addon.clone())
+        let service = catalog::service_of(addon)
+            .ok_or_else(|| Status::failed_precondition(format!("no service provisions {addon}")))?;
+        self.services
+            .get(service.name)
+            .map(|configured| configured.addon.clone())
             .ok_or_else(|| {
-                Status::failed_precondition(format!("no service provisions {addon} here"))
+                Status::failed_precondition(format!(
+                    "no service provisions {addon} here: {} is not set",
+                    service_url_variable(service)
+                ))
             })
     }
 

@@ -1,14 +1,15 @@
 //! How the service classifies slapd's errors into the fleet's one [`AddonError`].
 
-use fleet_shared::error::{AddonError, Origin};
+use fleet_shared::{
+    catalog,
+    error::{AddonError, Origin},
+};
 use ldap3::{LdapError, LdapResult};
 use tonic::Status;
 
-use crate::provisioner::ADDON;
-
 /// How the service's statuses name it and slapd, for the addon and the directory alike.
 pub const ORIGIN: Origin = Origin {
-    service: ADDON,
+    service: catalog::LDAP.name,
     backend: Some("slapd"),
 };
 

@@ -15,6 +15,7 @@ use std::{
 use fleet_shared::{
     AppId,
     addon::AddonBackend,
+    catalog,
     credentials::MasterKey,
     env_bundle::{EnvBundle, EnvPrefix, url_host},
     error::AddonError,
@@ -32,9 +33,6 @@ use crate::{
     },
 };
 use fleet_shared::app_id::ResourceName;
-
-/// The addon's name, as in manifests and in password derivation.
-pub const ADDON: &str = "ldap";
 
 /// Creates and removes apps' bind accounts.
 pub struct Provisioner {
@@ -80,7 +78,7 @@ impl Provisioner {
 }
 
 impl AddonBackend for Provisioner {
-    const ADDON: &'static str = ADDON;
+    const SERVICE: catalog::Service = catalog::LDAP;
     const BACKEND: Option<&'static str> = ORIGIN.backend;
     type Spec = ProvisionSpec;
 
@@ -118,9 +116,9 @@ impl AddonBackend for Provisioner {
                     .to_owned(),
             ));
         }
-        let password = self
-            .master_key
-            .derive_password(ADDON, &spec.app, spec.generation);
+        let password =
+            self.master_key
+                .derive_password(catalog::LDAP.name, &spec.app, spec.generation);
         let set = session.set_password(&dn, password.expose()).await?;
         if set.rc != code::SUCCESS {
             return Err(unexpected("setting the app's password", &set));
@@ -138,7 +136,7 @@ impl AddonBackend for Provisioner {
 
     /// Deletes the app's bind account. Succeeds when it is gone; an entry at its name that is
     /// not this app's is FAILED_PRECONDITION, untouched.
-    async fn deprovision(&self, app: AppId) -> Result<(), AddonError> {
+    async fn deprovision(&self, app: AppId, _addon: &'static str) -> Result<(), AddonError> {
         let mut session = self.connection.session().await?;
         let name = app.resource_name();
         let tag = owner_tag(&app);

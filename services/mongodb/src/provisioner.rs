@@ -7,6 +7,7 @@ use fleet_shared::{
     AppId,
     addon::AddonBackend,
     app_id::ResourceName,
+    catalog,
     credentials::MasterKey,
     env_bundle::{EnvBundle, EnvPrefix, url_host},
     error::AddonError,
@@ -23,9 +24,6 @@ use crate::{
     error::{classify, code, has_code},
     request::ProvisionSpec,
 };
-
-/// The addon's name, as in manifests and in password derivation.
-pub const ADDON: &str = "mongodb";
 
 /// Database holding the service's own records; no app name can equal it.
 const META_DATABASE: &str = "fleet_meta";
@@ -123,7 +121,7 @@ impl Provisioner {
 }
 
 impl AddonBackend for Provisioner {
-    const ADDON: &'static str = ADDON;
+    const SERVICE: catalog::Service = catalog::MONGODB;
     const BACKEND: Option<&'static str> = Some("MongoDB");
     type Spec = ProvisionSpec;
 
@@ -135,9 +133,9 @@ impl AddonBackend for Provisioner {
     async fn provision(&self, spec: ProvisionSpec) -> Result<EnvBundle, AddonError> {
         let name = spec.app.resource_name();
         let _guard = self.locks.lock(name.as_str()).await;
-        let password = self
-            .master_key
-            .derive_password(ADDON, &spec.app, spec.generation);
+        let password =
+            self.master_key
+                .derive_password(catalog::MONGODB.name, &spec.app, spec.generation);
         let record = doc! {"_id": name.as_str(), "app_id": spec.app.as_str()};
         let user_existed = self.user_exists(&name).await?;
         let mut claimed = false;
@@ -182,7 +180,7 @@ impl AddonBackend for Provisioner {
     }
 
     /// Drops the app's user and database. Succeeds when they are gone.
-    async fn deprovision(&self, app: AppId) -> Result<(), AddonError> {
+    async fn deprovision(&self, app: AppId, _addon: &'static str) -> Result<(), AddonError> {
         let name = app.resource_name();
         let _guard = self.locks.lock(name.as_str()).await;
         match self.owner(&name).await?.as_deref() {

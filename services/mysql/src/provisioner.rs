@@ -14,6 +14,7 @@ use fleet_shared::{
     AppId,
     addon::AddonBackend,
     app_id::ResourceName,
+    catalog,
     credentials::MasterKey,
     env_bundle::{EnvBundle, EnvPrefix, url_host},
     error::AddonError,
@@ -31,9 +32,6 @@ use crate::{
     grants::{exactly, ident, like_prefix, literal, starting_with},
     request::{Layout, ProvisionSpec},
 };
-
-/// The addon's name, as in manifests and in password derivation.
-pub const ADDON: &str = "mysql";
 
 /// Database holding the service's own records; no app name can equal it (they start `app_`).
 const META_DATABASE: &str = "fleet_meta";
@@ -94,7 +92,7 @@ impl Provisioner {
 }
 
 impl AddonBackend for Provisioner {
-    const ADDON: &'static str = ADDON;
+    const SERVICE: catalog::Service = catalog::MYSQL;
     const BACKEND: Option<&'static str> = Some("MySQL");
     type Spec = ProvisionSpec;
 
@@ -102,9 +100,9 @@ impl AddonBackend for Provisioner {
     /// date, and returns the app's variables. On failure, removes whatever this call created.
     async fn provision(&self, spec: ProvisionSpec) -> Result<EnvBundle, AddonError> {
         let name = spec.app.resource_name();
-        let password = self
-            .master_key
-            .derive_password(ADDON, &spec.app, spec.generation);
+        let password =
+            self.master_key
+                .derive_password(catalog::MYSQL.name, &spec.app, spec.generation);
         let (_turn, mut conn) = self.connection().await?;
         with_app_lock(&mut conn, &name, async |conn| {
             let Existing {
@@ -190,7 +188,7 @@ impl AddonBackend for Provisioner {
 
     /// Drops the user (closing its sessions) and its database or every database under its
     /// prefix. Succeeds when they are already gone.
-    async fn deprovision(&self, app: AppId) -> Result<(), AddonError> {
+    async fn deprovision(&self, app: AppId, _addon: &'static str) -> Result<(), AddonError> {
         let name = app.resource_name();
         let (_turn, mut conn) = self.connection().await?;
         with_app_lock(&mut conn, &name, async |conn| {

@@ -4,11 +4,10 @@
 use fleet_shared::{
     AppId,
     addon::{InvalidField, parse_app_id},
+    catalog,
     error::AddonError,
     proto::addon::{MysqlOptions, ProvisionRequest, provision_request::Options},
 };
-
-use crate::provisioner::ADDON;
 
 /// A validated Provision call.
 #[derive(Debug, Clone)]
@@ -67,7 +66,8 @@ impl TryFrom<ProvisionRequest> for ProvisionSpec {
                 return Err(InvalidField::new(
                     "options",
                     format!(
-                        "this is the {ADDON} service; it takes mysql options, not {}",
+                        "this is the {} service; it takes mysql options, not {}",
+                        catalog::MYSQL.name,
                         other.addon_name()
                     ),
                 )

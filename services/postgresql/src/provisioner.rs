@@ -13,6 +13,7 @@ use fleet_shared::{
     AppId,
     addon::AddonBackend,
     app_id::ResourceName,
+    catalog,
     credentials::MasterKey,
     env_bundle::{EnvBundle, EnvPrefix, url_host},
     error::AddonError,
@@ -25,9 +26,6 @@ use sqlx::{
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::{config::Config, error::classify, request::ProvisionSpec, scram};
-
-/// The addon's name, as in manifests and in password derivation.
-pub const ADDON: &str = "postgresql";
 
 /// Comment prefix marking a role or database as an app's.
 const OWNER_TAG: &str = "fleet-app:";
@@ -101,7 +99,7 @@ impl Provisioner {
 }
 
 impl AddonBackend for Provisioner {
-    const ADDON: &'static str = ADDON;
+    const SERVICE: catalog::Service = catalog::POSTGRESQL;
     const BACKEND: Option<&'static str> = Some("PostgreSQL");
     type Spec = ProvisionSpec;
 
@@ -120,9 +118,9 @@ impl AddonBackend for Provisioner {
     async fn provision(&self, spec: ProvisionSpec) -> Result<EnvBundle, AddonError> {
         self.check_extensions_installed(&spec.extensions).await?;
         let name = spec.app.resource_name();
-        let password = self
-            .master_key
-            .derive_password(ADDON, &spec.app, spec.generation);
+        let password =
+            self.master_key
+                .derive_password(catalog::POSTGRESQL.name, &spec.app, spec.generation);
         let verifier = scram::verifier(name.as_str(), password.expose());
 
         self.with_app_lock(&name, async |conn| {
@@ -164,7 +162,7 @@ impl AddonBackend for Provisioner {
 
     /// Terminates the app's sessions and drops its database and role. Succeeds when they are
     /// already gone.
-    async fn deprovision(&self, app: AppId) -> Result<(), AddonError> {
+    async fn deprovision(&self, app: AppId, _addon: &'static str) -> Result<(), AddonError> {
         let name = app.resource_name();
         self.with_app_lock(&name, async |conn| {
             let existing = existing(conn, &name).await?;

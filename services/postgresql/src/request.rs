@@ -4,11 +4,12 @@
 use fleet_shared::{
     AppId,
     addon::parse_app_id,
+    catalog,
     error::AddonError,
     proto::addon::{ProvisionRequest, provision_request::Options},
 };
 
-use crate::{extensions, provisioner::ADDON};
+use crate::extensions;
 
 /// A validated Provision call.
 #[derive(Debug, Clone)]
@@ -72,7 +73,8 @@ impl TryFrom<ProvisionRequest> for ProvisionSpec {
                 return Err(AddonError::invalid(
                     "options",
                     format!(
-                        "this is the {ADDON} service; it takes postgresql options, not {}",
+                        "this is the {} service; it takes postgresql options, not {}",
+                        catalog::POSTGRESQL.name,
                         other.addon_name()
                     ),
                 ));

@@ -23,6 +23,7 @@ use fleet_shared::{
     AppId,
     addon::AddonBackend,
     app_id::ResourceName,
+    catalog,
     credentials::MasterKey,
     env_bundle::{EnvBundle, EnvPrefix, url_host},
     error::AddonError,
@@ -36,8 +37,6 @@ use crate::{
     runner::{ADMIN_USER, Instance, InstanceRunner},
 };
 
-/// The addon's name, as in manifests and in password derivation.
-pub const ADDON: &str = "redis";
 /// The purpose string the admin user's password derives from (never an app's password).
 const ADMIN_PURPOSE: &str = "redis/admin";
 /// How many supervisor passes a running instance may fail its identity check before it is
@@ -293,7 +292,7 @@ impl<R: InstanceRunner> Provisioner<R> {
 }
 
 impl<R: InstanceRunner> AddonBackend for Provisioner<R> {
-    const ADDON: &'static str = ADDON;
+    const SERVICE: catalog::Service = catalog::REDIS;
     const BACKEND: Option<&'static str> = None;
     type Spec = ProvisionSpec;
 
@@ -306,7 +305,7 @@ impl<R: InstanceRunner> AddonBackend for Provisioner<R> {
         let password = (!spec.no_password).then(|| {
             self.inner
                 .master_key
-                .derive_password(ADDON, &spec.app, spec.generation)
+                .derive_password(catalog::REDIS.name, &spec.app, spec.generation)
         });
         let password = password.as_ref().map(|p| p.expose().as_str());
 
@@ -353,7 +352,7 @@ impl<R: InstanceRunner> AddonBackend for Provisioner<R> {
     }
 
     /// Stops the app's instance and deletes its data.
-    async fn deprovision(&self, app: AppId) -> Result<(), AddonError> {
+    async fn deprovision(&self, app: AppId, _addon: &'static str) -> Result<(), AddonError> {
         let name = app.resource_name();
         let _guard = self.inner.locks.lock(name.as_str()).await;
         let dir = self.dir(name.as_str());

@@ -11,8 +11,8 @@ use fleet_shared::{
     catalog::ADDONS,
     proto::addon::{
         DockerOptions, EmailOptions, LdapOptions, MongodbOptions, MysqlOptions, OidcOptions,
-        PostgresqlOptions, RecvmailOptions, RedisOptions, SendmailOptions, TokenSignatureAlgorithm,
-        TurnOptions, provision_request::Options,
+        PostgresqlOptions, ProxyAuthOptions, RecvmailOptions, RedisOptions, SendmailOptions,
+        TokenSignatureAlgorithm, TurnOptions, provision_request::Options,
     },
 };
 use prost_types::{Struct, Value, value::Kind};
@@ -41,7 +41,8 @@ pub struct Manifest {
     pub scheduled_tasks: BTreeMap<String, ScheduledTask>,
     /// Whether `tls` is present.
     pub tls: bool,
-    /// `proxyAuth`, if present.
+    /// `proxyAuth`, if present: provisioned (it is in `provisioned` too), and recorded here for
+    /// the orchestrator's proxy.
     pub proxy_auth: Option<ProxyAuth>,
 }
 
@@ -65,6 +66,21 @@ pub struct ProxyAuth {
     pub path: String,
     pub basic_auth: bool,
     pub supports_bearer_auth: bool,
+}
+
+impl From<&ProxyAuth> for ProxyAuthOptions {
+    fn from(proxy_auth: &ProxyAuth) -> Self {
+        let ProxyAuth {
+            path,
+            basic_auth,
+            supports_bearer_auth,
+        } = proxy_auth;
+        Self {
+            path: path.clone(),
+            basic_auth: *basic_auth,
+            supports_bearer_auth: *supports_bearer_auth,
+        }
+    }
 }
 
 /// One problem in the manifest.
@@ -183,11 +199,16 @@ impl Manifest {
                     }
                     let basic_auth = o.boolean("basicAuth");
                     let supports_bearer_auth = o.boolean("supportsBearerAuth");
-                    manifest.proxy_auth = Some(ProxyAuth {
+                    let proxy_auth = ProxyAuth {
                         path,
                         basic_auth,
                         supports_bearer_auth,
-                    });
+                    };
+                    manifest.provision(
+                        "proxyAuth",
+                        Options::ProxyAuth(ProxyAuthOptions::from(&proxy_auth)),
+                    );
+                    manifest.proxy_auth = Some(proxy_auth);
                 }
                 unknown => {
                     parser.problem(
@@ -226,9 +247,7 @@ impl Manifest {
         if self.tls {
             names.push("tls");
         }
-        if self.proxy_auth.is_some() {
-            names.push("proxyAuth");
-        }
+        // proxyAuth is among the provisioned addons.
         names.sort_unstable();
         names
     }
@@ -596,6 +615,14 @@ mod tests {
             manifest.proxy_auth.as_ref().map(|p| p.path.as_str()),
             Some("!/webhooks")
         );
+        assert_eq!(
+            manifest.provisioned.get("proxyAuth"),
+            Some(&Options::ProxyAuth(ProxyAuthOptions {
+                path: "!/webhooks".to_owned(),
+                basic_auth: true,
+                supports_bearer_auth: true,
+            }))
+        );
         assert!(manifest.tls);
     }
 
@@ -638,6 +665,44 @@ mod tests {
             );
         }
         assert_eq!(problems.len(), expected.len(), "{problems:#?}");
+    }
+
+    #[test]
+    fn proxy_auth_goes_to_the_oidc_service_with_its_options() {
+        let manifest = parse(json!({
+            "proxyAuth": {"path": "/admin", "basicAuth": true, "supportsBearerAuth": false}
+        }))
+        .unwrap_or_default();
+        let expected = ProxyAuthOptions {
+            path: "/admin".to_owned(),
+            basic_auth: true,
+            supports_bearer_auth: false,
+        };
+        let options = manifest.provisioned.get("proxyAuth");
+        assert_eq!(options, Some(&Options::ProxyAuth(expected)));
+        assert_eq!(options.map(Options::addon_name), Some("proxyAuth"));
+        assert_eq!(
+            fleet_shared::catalog::service_of("proxyAuth"),
+            Some(&fleet_shared::catalog::OIDC)
+        );
+        // Still recorded for GetApp, and named once.
+        assert_eq!(
+            manifest.proxy_auth,
+            Some(ProxyAuth {
+                path: "/admin".to_owned(),
+                basic_auth: true,
+                supports_bearer_auth: false,
+            })
+        );
+        assert_eq!(manifest.names(), ["proxyAuth"]);
+
+        let everything = parse(json!({"proxyAuth": {}, "oidc": {}})).unwrap_or_default();
+        assert_eq!(
+            everything.provisioned.get("proxyAuth"),
+            Some(&Options::ProxyAuth(ProxyAuthOptions::default())),
+            "no path: everything is protected"
+        );
+        assert_eq!(everything.names(), ["oidc", "proxyAuth"]);
     }
 
     #[test]

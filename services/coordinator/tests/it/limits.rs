@@ -151,15 +151,23 @@ async fn every_bound_names_its_field() {
         .install_app(InstallAppRequest {
             app_id: app.clone(),
             app_domain: domain,
-            addons: Some(addons(json!({
-                "scheduler": tasks,
-                "proxyAuth": {"path": format!("/{}", "p".repeat(2047))},
-            }))),
+            addons: Some(addons(json!({"scheduler": tasks}))),
         })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(reply.app.unwrap().scheduled_tasks.len(), 100);
+    // A proxyAuth path at the bound passes validation: only the missing oidc service stops it.
+    expect_status(
+        install(
+            &mut client,
+            &app_id("longpath"),
+            json!({"proxyAuth": {"path": format!("/{}", "p".repeat(2047))}}),
+        )
+        .await,
+        Code::FailedPrecondition,
+        "no service for proxyAuth",
+    );
     uninstall(&mut client, &app).await.unwrap();
     coordinator.stop().await;
 }

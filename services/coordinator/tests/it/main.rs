@@ -8,6 +8,7 @@ mod support;
 mod install;
 mod limits;
 mod paging;
+mod proxy_auth;
 mod recovery;
 mod update;
 mod validation;

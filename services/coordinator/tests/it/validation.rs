@@ -87,24 +87,34 @@ async fn an_addon_without_a_service_here_is_a_failed_precondition_naming_it() {
         install(
             &mut client,
             &app,
-            json!({"mysql": {}, "redis": {}, "sendmail": {}}),
+            json!({"mysql": {}, "redis": {}, "sendmail": {}, "email": {}}),
         )
         .await,
         Code::FailedPrecondition,
-        "no service for redis, sendmail",
+        "no service for email, redis, sendmail: configure FLEET_COORDINATOR_MAIL_URL, \
+         FLEET_COORDINATOR_REDIS_URL or drop the addon",
     );
     assert!(!status.message().contains("mysql"), "{status:?}");
     assert_eq!(backend_traces(&app).await, NOTHING);
+    // proxyAuth is the oidc service's, which this deployment lacks.
+    expect_status(
+        install(
+            &mut client,
+            &app,
+            json!({"mysql": {}, "tls": {}, "proxyAuth": {"path": "!/webhooks"}}),
+        )
+        .await,
+        Code::FailedPrecondition,
+        "no service for proxyAuth: configure FLEET_COORDINATOR_OIDC_URL",
+    );
+    assert_eq!(backend_traces(&app).await, NOTHING);
     // Addons with no service of their own need none.
-    install(
-        &mut client,
-        &app,
-        json!({"localstorage": {}, "tls": {}, "proxyAuth": {"path": "!/webhooks"}}),
-    )
-    .await
-    .unwrap();
+    install(&mut client, &app, json!({"localstorage": {}, "tls": {}}))
+        .await
+        .unwrap();
     let app_record = get(&mut client, &app).await.unwrap();
-    assert_eq!(app_record.proxy_auth.unwrap().path, "!/webhooks");
+    assert!(app_record.tls.is_some() && app_record.local_storage.is_some());
+    assert!(app_record.provisioned_addons.is_empty());
     uninstall(&mut client, &app).await.unwrap();
     coordinator.stop().await;
 }
