@@ -25,3 +25,4 @@ bench: deps
 	cargo bench -p fleet-coordinator --bench fan_out
 	cargo bench -p fleet-redis --bench instances
 	cargo bench -p fleet-ldap --bench directory
+	cargo bench -p fleet-oidc --bench tokens

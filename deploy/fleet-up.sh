@@ -13,7 +13,9 @@
 # FLEET_UP_COORDINATOR_PORT (50050), FLEET_UP_REDIS_PORT (50054; app instances take ports
 # 46000-46999, data under .fleet/redis), FLEET_UP_MONGO_PORT (57017: SecantusDB, data under
 # .fleet/mongodb), FLEET_UP_MONGODB_PORT (50053), FLEET_UP_SLAPD_PORT (53890: OpenLDAP slapd,
-# data under .fleet/ldap) and FLEET_UP_LDAP_PORT (50055). The coordinator keeps its app records
+# data under .fleet/ldap), FLEET_UP_LDAP_PORT (50055), FLEET_UP_OIDC_PORT (50056: gRPC) and
+# FLEET_UP_OIDC_HTTP_PORT (8056: the OpenID provider, issuer http://127.0.0.1:8056, state in
+# .fleet/oidc.db, apps' origins http://). The coordinator keeps its app records
 # in .fleet/coordinator.db (SQLite). As root, slapd runs as user openldap and SecantusDB as
 # user fleet-mongodb, each in a directory only it can enter. SecantusDB is a MongoDB STAND-IN
 # for development and tests only: it does not enforce all of its own access control
@@ -31,6 +33,8 @@ mongo_port=${FLEET_UP_MONGO_PORT:-57017}
 mongodb_port=${FLEET_UP_MONGODB_PORT:-50053}
 slapd_port=${FLEET_UP_SLAPD_PORT:-53890}
 ldap_port=${FLEET_UP_LDAP_PORT:-50055}
+oidc_port=${FLEET_UP_OIDC_PORT:-50056}
+oidc_http_port=${FLEET_UP_OIDC_HTTP_PORT:-8056}
 say() { echo "fleet-up: $*"; }
 
 bash "$root/deploy/install-deps.sh"
@@ -167,12 +171,27 @@ env "${common[@]}" FLEET_LISTEN="127.0.0.1:$ldap_port" \
 track $! TERM
 wait_port fleet-ldap "$ldap_port" "${pids[0]}"
 
+# The provider reads users as the directory administrator here; in production give it an
+# account that only reads ou=users and ou=groups (services/oidc/README.md).
+env "${common[@]}" FLEET_LISTEN="127.0.0.1:$oidc_port" \
+    FLEET_OIDC_ISSUER="http://127.0.0.1:$oidc_http_port" \
+    FLEET_OIDC_HTTP_LISTEN="127.0.0.1:$oidc_http_port" \
+    FLEET_OIDC_STATE_URL="sqlite://$state/oidc.db" \
+    FLEET_OIDC_LDAP_URL="ldap://127.0.0.1:$slapd_port" \
+    FLEET_OIDC_LDAP_BIND_PASSWORD_FILE="$ldap_dir/admin-password" \
+    FLEET_OIDC_APP_SCHEME=http \
+    "$bin/fleet-oidc" &
+track $! TERM
+wait_port fleet-oidc "$oidc_port" "${pids[0]}"
+wait_port "fleet-oidc (provider)" "$oidc_http_port" "${pids[0]}"
+
 env "${common[@]}" FLEET_LISTEN="127.0.0.1:$coordinator_port" \
     FLEET_COORDINATOR_MYSQL_URL="http://127.0.0.1:$mysql_port" \
     FLEET_COORDINATOR_POSTGRESQL_URL="http://127.0.0.1:$postgresql_port" \
     FLEET_COORDINATOR_REDIS_URL="http://127.0.0.1:$redis_port" \
     FLEET_COORDINATOR_MONGODB_URL="http://127.0.0.1:$mongodb_port" \
     FLEET_COORDINATOR_LDAP_URL="http://127.0.0.1:$ldap_port" \
+    FLEET_COORDINATOR_OIDC_URL="http://127.0.0.1:$oidc_port" \
     FLEET_COORDINATOR_STATE_URL="sqlite://$state/coordinator.db" \
     FLEET_COORDINATOR_API_ORIGIN="${FLEET_UP_API_ORIGIN:-https://my.localhost}" \
     "$bin/fleet-coordinator" &
@@ -185,6 +204,7 @@ fleet-up: the fleet is up. Services (gRPC, reflection on; calls need the bearer 
   coordinator  127.0.0.1:$coordinator_port
   ldap         127.0.0.1:$ldap_port (also fleet.directory.v1.Directory; slapd: ldap://127.0.0.1:$slapd_port)
   mysql        127.0.0.1:$mysql_port
+  oidc         127.0.0.1:$oidc_port (OpenID provider: http://127.0.0.1:$oidc_http_port/.well-known/openid-configuration)
   mongodb      127.0.0.1:$mongodb_port (backend: SecantusDB, a stand-in for development and tests only)
   postgresql   127.0.0.1:$postgresql_port
   redis        127.0.0.1:$redis_port
@@ -208,6 +228,10 @@ Try:
   grpcurl -plaintext -H "authorization: Bearer \$(cat .fleet/token)" \\
       -d '{"username": "ada", "email": "ada@example.com", "password": "a long password"}' \\
       127.0.0.1:$ldap_port fleet.directory.v1.Directory/CreateUser
+  grpcurl -plaintext -H "authorization: Bearer \$(cat .fleet/token)" \\
+      -d '{"app_id": "chat", "app_domain": "chat.localhost", "oidc": {"login_redirect_uris": ["/callback"]}}' \\
+      127.0.0.1:$oidc_port fleet.addon.v1.Addon/Provision
+  (then sign in by hand: services/oidc/README.md)
 
 Logs (JSON) follow below. Ctrl-C stops everything.
 EOT
