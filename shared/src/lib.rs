@@ -2,7 +2,7 @@
 //! kit (health, reflection, bearer auth, JSON logs, graceful shutdown), a service's start in one
 //! place ([`service::run`]), configuration from the environment, the [`catalog`] of services
 //! and addons, the addon services' one error type ([`error::AddonError`]), per-key locks
-//! ([`keyed_lock`]), app ids and the names and passwords derived from them, and (feature
+//! ([`keyed_lock`]), a service's SQLite-or-PostgreSQL state store (feature `state`), app ids and the names and passwords derived from them, and (feature
 //! `testkit`) real backends started on loopback for tests and benchmarks.
 
 pub mod addon;
@@ -20,6 +20,8 @@ pub mod secret;
 pub mod server;
 pub mod service;
 pub mod shutdown;
+#[cfg(feature = "state")]
+pub mod state;
 pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;

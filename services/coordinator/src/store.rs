@@ -1,12 +1,7 @@
 //! Durable app records: an embedded SQLite file by default, PostgreSQL when a URL says so
 //! (sqlx's `Any` driver, one portable schema under `migrations/`).
 
-use std::str::FromStr;
-
-use sqlx::{
-    AnyPool,
-    any::{AnyConnectOptions, AnyPoolOptions},
-};
+use sqlx::AnyPool;
 
 use crate::error::Error;
 
@@ -83,26 +78,14 @@ type Row = (String, String, String, Option<String>, String);
 impl Store {
     /// Opens (and creates, for SQLite) the store at `url` and brings its schema up to date.
     pub async fn open(url: &str) -> Result<Self, Error> {
-        sqlx::any::install_default_drivers();
-        let url = if url.starts_with("sqlite:") && !url.contains("mode=") {
-            let separator = if url.contains('?') { '&' } else { '?' };
-            format!("{url}{separator}mode=rwc")
-        } else {
-            url.to_owned()
-        };
-        let options = AnyConnectOptions::from_str(&url)
-            .map_err(|e| Error::Internal(format!("FLEET_COORDINATOR_STATE_URL: {e}")))?;
-        let sqlite = url.starts_with("sqlite:");
-        let pool = AnyPoolOptions::new()
-            // SQLite takes one writer at a time; more connections only add lock waits.
-            .max_connections(if sqlite { 1 } else { 10 })
-            .connect_with(options)
-            .await?;
-        if sqlite {
-            sqlx::query("PRAGMA journal_mode = WAL")
-                .execute(&pool)
-                .await?;
-        }
+        let pool = fleet_shared::state::connect(url)
+            .await
+            .map_err(|e| match e {
+                sqlx::Error::Configuration(e) => {
+                    Error::Internal(format!("FLEET_COORDINATOR_STATE_URL: {e}"))
+                }
+                other => other.into(),
+            })?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Self { pool })
     }

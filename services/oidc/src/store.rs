@@ -6,15 +6,10 @@
 //! holds ([`hash`]); the values themselves are never stored. Client secrets are not stored
 //! either: they are derived from the master key and the client's generation.
 
-use std::str::FromStr;
-
 use fleet_shared::{Secret, error::AddonError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::{
-    AnyPool, AssertSqlSafe,
-    any::{AnyConnectOptions, AnyPoolOptions},
-};
+use sqlx::{AnyPool, AssertSqlSafe};
 
 use crate::{
     error::classify,
@@ -164,31 +159,14 @@ const CLIENT_COLUMNS: &str = "client_id, app_id, addon, app_domain, generation, 
 impl Store {
     /// Opens (and creates, for SQLite) the store at `url` and brings its schema up to date.
     pub async fn open(url: &Secret<String>) -> Result<Self, AddonError> {
-        sqlx::any::install_default_drivers();
-        let url = url.expose();
-        let sqlite = url.starts_with("sqlite:");
-        let url = if sqlite && !url.contains("mode=") {
-            let separator = if url.contains('?') { '&' } else { '?' };
-            format!("{url}{separator}mode=rwc")
-        } else {
-            url.to_owned()
-        };
-        let options = AnyConnectOptions::from_str(&url).map_err(|e| {
-            AddonError::Internal(format!("FLEET_OIDC_STATE_URL is not usable: {e}"))
-        })?;
-        let pool = AnyPoolOptions::new()
-            // SQLite takes one writer at a time; more connections only add lock waits.
-            .max_connections(if sqlite { 1 } else { 10 })
-            .acquire_timeout(std::time::Duration::from_secs(5))
-            .connect_with(options)
+        let pool = fleet_shared::state::connect(url.expose())
             .await
-            .map_err(classify)?;
-        if sqlite {
-            sqlx::query("PRAGMA journal_mode = WAL")
-                .execute(&pool)
-                .await
-                .map_err(classify)?;
-        }
+            .map_err(|e| match e {
+                sqlx::Error::Configuration(e) => {
+                    AddonError::Internal(format!("FLEET_OIDC_STATE_URL is not usable: {e}"))
+                }
+                other => classify(other),
+            })?;
         sqlx::migrate!("./migrations")
             .run(&pool)
             .await
