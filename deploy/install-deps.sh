@@ -16,6 +16,9 @@ packages=(
     redis-server
     # OpenLDAP behind the ldap addon (configured by deploy/ldap/cluster.sh, not by debconf).
     slapd ldap-utils
+    # nginx in front of a test app, for the proxyAuth wall's tests (deploy/oidc/
+    # proxy-auth.nginx.conf); each test runs its own, so the package's service is disabled.
+    nginx
     locales util-linux
     # The MongoDB stand-in runs from a venv of the system Python, as its own user.
     python3-venv
@@ -43,6 +46,16 @@ if [ ${#missing[@]} -gt 0 ]; then
     sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 \
         install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     if [ "${remove_policy:-0}" = 1 ]; then sudo_if_needed rm -f /usr/sbin/policy-rc.d; fi
+    if [[ " ${missing[*]} " == *" nginx "* ]]; then
+        # The package enables (and, without the policy above, starts) a system nginx on
+        # port 80: the fleet has no use for it.
+        if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+            sudo_if_needed systemctl disable --now nginx >/dev/null 2>&1 || true
+        else
+            sudo_if_needed update-rc.d nginx disable >/dev/null 2>&1 || true
+            sudo_if_needed /etc/init.d/nginx stop >/dev/null 2>&1 || true
+        fi
+    fi
 fi
 
 available=$(locale -a 2>/dev/null | tr 'A-Z' 'a-z' | sed 's/utf-8/utf8/')

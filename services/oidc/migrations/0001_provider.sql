@@ -4,6 +4,9 @@
 -- master key and `generation`, like every credential of the fleet.
 
 -- One client per app and addon: the app's own (`oidc`) and its proxyAuth wall's (`proxyAuth`).
+-- The client id is a hash of the two, so the primary key keeps them unique; a second unique
+-- index would defeat `ON CONFLICT (client_id)` when two replicas insert one client at once
+-- (PostgreSQL only arbitrates on the index it is named).
 CREATE TABLE IF NOT EXISTS clients (
     client_id TEXT PRIMARY KEY,
     app_id TEXT NOT NULL,
@@ -15,9 +18,9 @@ CREATE TABLE IF NOT EXISTS clients (
     redirect_uris TEXT NOT NULL,
     post_logout_redirect_uris TEXT NOT NULL,
     -- proxyAuth only: JSON {"path", "basic_auth", "supports_bearer_auth"}.
-    wall TEXT,
-    UNIQUE (app_id, addon)
+    wall TEXT
 );
+CREATE INDEX IF NOT EXISTS clients_by_app ON clients (app_id);
 CREATE INDEX IF NOT EXISTS clients_by_domain ON clients (app_domain, addon);
 
 -- Authorization codes: single use (deleted when exchanged), short-lived.

@@ -67,6 +67,8 @@ impl TryFrom<ProvisionRequest> for ProvisionSpec {
         } = request;
         let app = parse_app_id(&app_id)?;
         check_domain(&app_domain)?;
+        // Host names compare without case; the wall finds the app by the host a proxy names.
+        let app_domain = app_domain.to_ascii_lowercase();
         let kind = match options {
             None => oidc(OidcOptions::default())?,
             Some(Options::Oidc(options)) => oidc(options)?,

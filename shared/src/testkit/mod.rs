@@ -3,7 +3,8 @@
 //! Each server is set up by the same script under `deploy/` that `make up` uses
 //! (`<script> init DIR PASSWORD_FILE`, then `<script> run DIR PORT`), gets a private directory
 //! and a free port, and runs under a watchdog shell that stops it when the test process exits
-//! (even on a panic or `kill -9`) and then deletes its directory.
+//! (even on a panic or `kill -9`) and then deletes its directory. nginx, which fronts apps in
+//! the proxyAuth tests, is started the same way from a configuration the test gives.
 
 pub mod bench;
 pub mod conformance;
@@ -12,12 +13,14 @@ pub mod host;
 mod ldap;
 mod mariadb;
 mod mongodb;
+mod nginx;
 mod postgres;
 mod proxy;
 
 pub use ldap::LdapServer;
 pub use mariadb::MariaDbServer;
 pub use mongodb::MongoServer;
+pub use nginx::NginxServer;
 pub use postgres::PostgresServer;
 pub use proxy::CuttableProxy;
 

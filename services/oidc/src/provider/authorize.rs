@@ -84,6 +84,17 @@ pub async fn show(
             Err(error) => unavailable(&error),
         };
     }
+    if approved.request.prompt.as_deref() == Some("none") {
+        // Silent authentication: the app asked not to show anything.
+        let mut params = vec![
+            ("error", "login_required"),
+            ("error_description", "the user is not signed in"),
+        ];
+        if let Some(state) = &approved.request.state {
+            params.push(("state", state));
+        }
+        return redirect(&with_query(&approved.request.redirect_uri, &params), vec![]);
+    }
     login_page(&provider, &headers, &approved.request, StatusCode::OK, None)
 }
 

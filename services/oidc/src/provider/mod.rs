@@ -74,6 +74,8 @@ pub struct Provider {
     pub csrf_key: Secret<String>,
     /// Reverse proxies whose `X-Forwarded-For` names the client's address.
     pub trusted_proxies: Vec<IpAddr>,
+    /// Users behind wall sessions whom the directory confirmed lately.
+    pub wall_users: wall::CheckedUsers,
 }
 
 impl Provider {
@@ -98,6 +100,7 @@ impl Provider {
             lifetimes: config.lifetimes,
             app_scheme: config.app_scheme.clone(),
             trusted_proxies: config.trusted_proxies.clone(),
+            wall_users: wall::CheckedUsers::default(),
         }
     }
 

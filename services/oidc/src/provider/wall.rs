@@ -8,7 +8,12 @@
 //! The app is known by the host the proxy names (`X-Forwarded-Host`); a session belongs to
 //! one app's wall, so a cookie of one app is nothing on another.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
 
 use axum::{
     extract::{ConnectInfo, Query, State},
@@ -76,9 +81,57 @@ pub async fn check(
         .session(&hash(&session), &client.client_id, now())
         .await
     {
-        Ok(Some(session)) => allowed(&session.username, None),
+        Ok(Some(session)) => match email_of(&provider, &session.username).await {
+            Ok(Some(email)) => allowed(&session.username, Some(&email)),
+            Ok(None) => unauthorized(wall),
+            Err(error) => unavailable(&error),
+        },
         Ok(None) => unauthorized(wall),
         Err(error) => unavailable(&error),
+    }
+}
+
+/// The email of `username` if they are still a user, asking the directory at most every
+/// [`USER_RECHECK`] per user; one who left loses every session and token.
+async fn email_of(provider: &Provider, username: &str) -> Result<Option<String>, AddonError> {
+    if let Some(email) = provider.wall_users.fresh(username) {
+        return Ok(Some(email));
+    }
+    if let Some(user) = provider.directory.user(username).await? {
+        provider.wall_users.mark(username, &user.email);
+        return Ok(Some(user.email));
+    }
+    provider.store.revoke_user(username).await?;
+    tracing::info!(username = %username, "sessions of a removed user revoked");
+    Ok(None)
+}
+
+/// How long a wall session's user is taken to exist after the directory last said so.
+const USER_RECHECK: Duration = Duration::from_secs(60);
+/// Users remembered at most; beyond that the memory starts over.
+const CHECKED_USERS: usize = 10_000;
+
+/// When the directory last confirmed each user behind a wall session, and their email, so
+/// that not every request behind a wall costs a directory search.
+#[derive(Debug, Default)]
+pub struct CheckedUsers {
+    seen: Mutex<HashMap<String, (Instant, String)>>,
+}
+
+impl CheckedUsers {
+    fn fresh(&self, username: &str) -> Option<String> {
+        let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.get(username)
+            .filter(|(at, _)| at.elapsed() < USER_RECHECK)
+            .map(|(_, email)| email.clone())
+    }
+
+    fn mark(&self, username: &str, email: &str) {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if seen.len() >= CHECKED_USERS {
+            seen.clear();
+        }
+        seen.insert(username.to_owned(), (Instant::now(), email.to_owned()));
     }
 }
 
@@ -102,7 +155,10 @@ async fn basic(
     };
     let source = source(provider, peer, headers);
     if provider.throttle.check(&login, source).is_err() {
-        return StatusCode::TOO_MANY_REQUESTS.into_response();
+        // nginx's auth_request knows only 2xx, 401 and 403 (anything else becomes a 500):
+        // a throttled client is simply not let in.
+        tracing::info!(source = %source, "Basic sign-in throttled");
+        return StatusCode::UNAUTHORIZED.into_response();
     }
     match provider.directory.authenticate(&login, &password).await {
         Ok(Some(user)) => {
