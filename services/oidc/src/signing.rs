@@ -14,9 +14,6 @@ use crate::{
     store::Store,
 };
 
-/// Every algorithm a client may ask for.
-const ALGORITHMS: [Algorithm; 2] = [Algorithm::Rs256, Algorithm::EdDsa];
-
 /// The key ring, kept in step with the store.
 pub struct Signer {
     store: Store,
@@ -75,7 +72,7 @@ impl Signer {
 /// The algorithms whose newest key is missing or older than `max_age` at `now`.
 fn due(keys: &[SigningKey], max_age: Duration, now: i64) -> Vec<Algorithm> {
     let max_age = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
-    ALGORITHMS
+    Algorithm::ALL
         .into_iter()
         .filter(|algorithm| {
             keys.iter()
@@ -108,7 +105,7 @@ mod tests {
     #[test]
     fn missing_and_old_keys_are_due() {
         let day = Duration::from_secs(86_400);
-        assert_eq!(due(&[], day, 1000), ALGORITHMS.to_vec());
+        assert_eq!(due(&[], day, 1000), Algorithm::ALL.to_vec());
         let fresh = [key(Algorithm::Rs256, 1000), key(Algorithm::EdDsa, 1000)];
         assert!(due(&fresh, day, 2000).is_empty());
         let mixed = [
