@@ -209,3 +209,93 @@ async fn an_eddsa_client_logs_a_user_in() {
     )
     .await;
 }
+
+/// Signs `login` in to `app` through the relying party and returns the ID token with the
+/// nonce it was issued for.
+async fn id_token(
+    provider: &Provider,
+    app: &App,
+    login: &str,
+    redirect: &str,
+) -> (openidconnect::core::CoreIdToken, Nonce) {
+    let browser = browser();
+    let rp = app.relying_party(&browser, redirect).await;
+    let (auth_url, _, nonce) = rp
+        .authorize_url(
+            AuthenticationFlow::<CoreResponseType>::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .url();
+    let answer = sign_in(&browser, provider, auth_url.as_str(), login, PASSWORD).await;
+    let (_, params) = redirect_params(&answer);
+    let tokens = rp
+        .exchange_code(AuthorizationCode::new(params["code"].clone()))
+        .unwrap()
+        .request_async(&browser)
+        .await
+        .unwrap();
+    (tokens.id_token().unwrap().clone(), nonce)
+}
+
+/// The `kid` of a token's JOSE header.
+fn kid_of(token: &openidconnect::core::CoreIdToken) -> String {
+    use base64::Engine;
+    let header = token.to_string().split('.').next().unwrap().to_owned();
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .unwrap();
+    let header: serde_json::Value = serde_json::from_slice(&header).unwrap();
+    header["kid"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_old_key_is_replaced_and_its_tokens_still_verify() {
+    let mut users = Users::start(slapd()).await;
+    let user = users.new_user().await;
+    let provider = Provider::start(&users, &[]).await;
+    let redirect = "http://chat.example.com/cb";
+    let app = provider
+        .new_app("chat.example.com", &["/cb"], TokenSignatureAlgorithm::Rs256)
+        .await;
+    let (old, old_nonce) = id_token(&provider, &app, &user.username, redirect).await;
+    let old_kid = kid_of(&old);
+
+    // The keys grow older than FLEET_OIDC_KEY_MAX_AGE_DAYS (90 by default) while the service
+    // is down; at its next start it adds new ones.
+    let store = fleet_shared::state::connect(&provider.state_url())
+        .await
+        .unwrap();
+    let aged = sqlx::query("UPDATE signing_keys SET created_at = created_at - 100 * 86400")
+        .execute(&store)
+        .await
+        .unwrap();
+    assert_eq!(aged.rows_affected(), 2, "one key per algorithm at first");
+    store.close().await;
+    let provider = provider.restart(&users).await;
+
+    let (new, _) = id_token(&provider, &app, &user.username, redirect).await;
+    let new_kid = kid_of(&new);
+    assert_ne!(new_kid, old_kid, "the old key still signs");
+    let jwks: serde_json::Value = reqwest::get(provider.url("/openid/jwks"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|key| key["kid"].as_str())
+        .collect();
+    assert_eq!(kids.len(), 4, "{kids:?}");
+    for kid in [&old_kid, &new_kid] {
+        assert!(kids.contains(&kid.as_str()), "{kid:?} not published");
+    }
+    // A relying party that fetches the keys now still accepts the token of the old key.
+    let rp = app.relying_party(&browser(), redirect).await;
+    old.claims(&rp.id_token_verifier(), &old_nonce)
+        .expect("a token of the replaced key verifies");
+    provider.service.stop().await;
+}

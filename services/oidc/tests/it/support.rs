@@ -187,36 +187,65 @@ pub struct Provider {
     pub service: Served,
     /// `http://127.0.0.1:<port>`.
     pub issuer: String,
-    _state: tempfile::TempDir,
+    port: u16,
+    state: tempfile::TempDir,
+    extra: Vec<(String, String)>,
 }
 
 impl Provider {
     /// The provider reading `users`, with SQLite state of its own and `extra` settings.
     pub async fn start(users: &Users, extra: &[(&str, &str)]) -> Self {
-        let state = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", state.path().join("oidc.db").display());
-        Self::start_on(users, &url, extra, state).await
+        let extra = extra
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        let secrets = TestSecrets::new().unwrap();
+        Self::launch(
+            users,
+            tempfile::tempdir().unwrap(),
+            free_port(),
+            secrets,
+            extra,
+        )
+        .await
     }
 
-    /// The provider on the state store at `state_url`.
-    pub async fn start_on(
-        users: &Users,
-        state_url: &str,
-        extra: &[(&str, &str)],
-        state: tempfile::TempDir,
-    ) -> Self {
+    /// Stops the provider and starts it again on the same issuer, state, master key and token
+    /// (a restart, or an upgrade, as operators do them).
+    pub async fn restart(self, users: &Users) -> Self {
+        let Self {
+            service,
+            port,
+            state,
+            extra,
+            ..
+        } = self;
         let secrets = TestSecrets::new().unwrap();
+        for file in ["master.key", "token"] {
+            std::fs::copy(service.secrets.path(file), secrets.path(file)).unwrap();
+        }
+        service.stop().await;
+        Self::launch(users, state, port, secrets, extra).await
+    }
+
+    async fn launch(
+        users: &Users,
+        state: tempfile::TempDir,
+        port: u16,
+        secrets: TestSecrets,
+        extra: Vec<(String, String)>,
+    ) -> Self {
         std::fs::write(
             secrets.path("ldap-bind"),
             users.settings.bind_password.expose(),
         )
         .unwrap();
-        let port = free_port();
         let issuer = format!("http://127.0.0.1:{port}");
+        let state_url = format!("sqlite://{}", state.path().join("oidc.db").display());
         let mut env: Vec<(String, String)> = [
             ("FLEET_OIDC_ISSUER", issuer.clone()),
             ("FLEET_OIDC_HTTP_LISTEN", format!("127.0.0.1:{port}")),
-            ("FLEET_OIDC_STATE_URL", state_url.to_owned()),
+            ("FLEET_OIDC_STATE_URL", state_url),
             ("FLEET_OIDC_LDAP_URL", users.settings.url.clone()),
             ("FLEET_OIDC_LDAP_BIND_DN", users.settings.bind_dn.clone()),
             (
@@ -228,9 +257,9 @@ impl Provider {
         .into_iter()
         .map(|(name, value)| (name.to_owned(), value))
         .collect();
-        for (name, value) in extra {
+        for (name, value) in &extra {
             env.retain(|(existing, _)| existing != name);
-            env.push(((*name).to_owned(), (*value).to_owned()));
+            env.push((name.clone(), value.clone()));
         }
         let service = Served::start::<fleet_oidc::Service>(secrets, env)
             .await
@@ -238,7 +267,9 @@ impl Provider {
         let provider = Self {
             service,
             issuer,
-            _state: state,
+            port,
+            state,
+            extra,
         };
         let discovery = provider.url("/.well-known/openid-configuration");
         assert!(
@@ -251,6 +282,11 @@ impl Provider {
             "the provider does not answer on {discovery}"
         );
         provider
+    }
+
+    /// The URL of its SQLite state, for tests that look at or age what it stores.
+    pub fn state_url(&self) -> String {
+        format!("sqlite://{}", self.state.path().join("oidc.db").display())
     }
 
     /// `<issuer><path>`.
