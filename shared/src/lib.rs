@@ -2,7 +2,8 @@
 //! kit (health, reflection, bearer auth, JSON logs, graceful shutdown), a service's start in one
 //! place ([`service::run`]), configuration from the environment, the [`catalog`] of services
 //! and addons, the addon services' one error type ([`error::AddonError`]), per-key locks
-//! ([`keyed_lock`]), a service's SQLite-or-PostgreSQL state store (feature `state`), app ids and the names and passwords derived from them, and (feature
+//! ([`keyed_lock`]), a service's SQLite-or-PostgreSQL state store (feature `state`), what talking to slapd
+//! needs (feature `ldap`), app ids and the names and passwords derived from them, and (feature
 //! `testkit`) real backends started on loopback for tests and benchmarks.
 
 pub mod addon;
@@ -14,6 +15,8 @@ pub mod credentials;
 pub mod env_bundle;
 pub mod error;
 pub mod keyed_lock;
+#[cfg(feature = "ldap")]
+pub mod ldap;
 pub mod listener;
 pub mod proto;
 pub mod secret;

@@ -8,7 +8,7 @@
 
 use std::{collections::HashSet, sync::Arc};
 
-use fleet_shared::error::AddonError;
+use fleet_shared::{error::AddonError, ldap};
 use ldap3::{LdapResult, Mod, Scope, SearchEntry};
 
 use crate::{
@@ -313,7 +313,7 @@ async fn read_user(session: &mut Session<'_>, username: &str) -> Result<User, Ad
 /// The username as stored (its case may differ from `username`'s), or NOT_FOUND.
 async fn stored_username(session: &mut Session<'_>, username: &str) -> Result<String, AddonError> {
     let entry = user_entry(session, username, &["username"]).await?;
-    Ok(first(&entry, "username"))
+    Ok(ldap::value(&entry, "username"))
 }
 
 async fn user_entry(
@@ -371,7 +371,7 @@ async fn next_gid_number(session: &mut Session<'_>) -> Result<u32, AddonError> {
 }
 
 fn user_from(entry: &SearchEntry, groups: &[Group]) -> User {
-    let username = first(entry, "username");
+    let username = ldap::value(entry, "username");
     let mut member_of: Vec<String> = groups
         .iter()
         .filter(|group| group.members.contains(&username))
@@ -379,23 +379,23 @@ fn user_from(entry: &SearchEntry, groups: &[Group]) -> User {
         .collect();
     member_of.sort_by_key(|name| name.to_lowercase());
     User {
-        email: first(entry, "mail"),
-        display_name: first(entry, "displayName"),
-        given_name: first(entry, "givenName"),
-        family_name: first(entry, "sn"),
-        alternate_email: first(entry, "mailAlternateAddress"),
-        entry_uuid: first(entry, "entryUUID"),
+        email: ldap::value(entry, "mail"),
+        display_name: ldap::value(entry, "displayName"),
+        given_name: ldap::value(entry, "givenName"),
+        family_name: ldap::value(entry, "sn"),
+        alternate_email: ldap::value(entry, "mailAlternateAddress"),
+        entry_uuid: ldap::value(entry, "entryUUID"),
         groups: member_of,
         username,
     }
 }
 
 fn group_from(entry: &SearchEntry) -> Group {
-    let mut members = all(entry, "memberUid");
+    let mut members = ldap::values(entry, "memberUid").to_vec();
     members.sort();
     Group {
-        name: first(entry, "cn"),
-        gid_number: first(entry, "gidNumber").parse().unwrap_or_default(),
+        name: ldap::value(entry, "cn"),
+        gid_number: ldap::value(entry, "gidNumber").parse().unwrap_or_default(),
         members,
     }
 }
@@ -408,20 +408,6 @@ fn value_or<'a>(value: &'a Option<String>, fallback: &'a str) -> HashSet<&'a str
 /// `value` as an attribute's values: none clears the attribute.
 fn values(value: &Option<String>) -> HashSet<&str> {
     value.as_deref().into_iter().collect()
-}
-
-/// Every value of `attribute` (names compare without case, as in LDAP).
-fn all(entry: &SearchEntry, attribute: &str) -> Vec<String> {
-    entry
-        .attrs
-        .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case(attribute))
-        .map(|(_, values)| values.clone())
-        .unwrap_or_default()
-}
-
-fn first(entry: &SearchEntry, attribute: &str) -> String {
-    all(entry, attribute).into_iter().next().unwrap_or_default()
 }
 
 fn success(what: &str, result: &LdapResult) -> Result<(), AddonError> {

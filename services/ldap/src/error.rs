@@ -13,23 +13,12 @@ pub const ORIGIN: Origin = Origin {
     backend: Some("slapd"),
 };
 
-/// LDAP result codes (RFC 4511, appendix A) the service tells apart.
-pub mod code {
-    pub const SUCCESS: u32 = 0;
-    pub const NO_SUCH_ATTRIBUTE: u32 = 16;
-    pub const CONSTRAINT_VIOLATION: u32 = 19;
-    pub const ATTRIBUTE_OR_VALUE_EXISTS: u32 = 20;
-    pub const NO_SUCH_OBJECT: u32 = 32;
-    pub const INVALID_CREDENTIALS: u32 = 49;
-    pub const BUSY: u32 = 51;
-    pub const UNAVAILABLE: u32 = 52;
-    pub const ENTRY_ALREADY_EXISTS: u32 = 68;
-}
+pub use fleet_shared::ldap::code;
 
 /// An LDAP operation that ended with a code the caller did not expect; `what` says which.
 pub fn unexpected(what: &str, result: &LdapResult) -> AddonError {
     match result.rc {
-        code::BUSY | code::UNAVAILABLE => {
+        rc if fleet_shared::ldap::busy(rc) => {
             AddonError::Unavailable(format!("{what}: slapd is busy or shutting down"))
         }
         code::INVALID_CREDENTIALS => AddonError::Unavailable(
@@ -46,13 +35,7 @@ pub fn unexpected(what: &str, result: &LdapResult) -> AddonError {
 pub fn classify(error: LdapError) -> AddonError {
     match error {
         LdapError::LdapResult { result } => unexpected("LDAP operation", &result),
-        LdapError::Io { .. }
-        | LdapError::Timeout { .. }
-        | LdapError::OpSend { .. }
-        | LdapError::ResultRecv { .. }
-        | LdapError::IdScrubSend { .. }
-        | LdapError::MiscSend { .. }
-        | LdapError::EndOfStream => AddonError::Unavailable(format!(
+        error if fleet_shared::ldap::unreachable(&error) => AddonError::Unavailable(format!(
             "cannot reach it ({error}); check that it is running and FLEET_LDAP_ADMIN_URL"
         )),
         other => AddonError::Internal(other.to_string()),

@@ -9,7 +9,11 @@
 
 use std::time::Duration;
 
-use fleet_shared::{Secret, error::AddonError};
+use fleet_shared::{
+    Secret,
+    error::AddonError,
+    ldap::{self, busy, code, unreachable},
+};
 use ldap3::{
     Ldap, LdapConnAsync, LdapConnSettings, LdapError, LdapResult, Scope, SearchEntry, dn_escape,
     ldap_escape,
@@ -42,16 +46,6 @@ const MAX_LOGIN_CHARS: usize = 256;
 /// A DN no entry can have (there is no `ou=nobody`): binding to it when the login names nobody
 /// takes about as long as checking a real user's password, so timing does not tell them apart.
 const DECOY_DN: &str = "cn=nobody,ou=nobody,dc=cloudron";
-
-/// LDAP result codes (RFC 4511, appendix A) told apart here.
-mod code {
-    pub const SUCCESS: u32 = 0;
-    pub const NO_SUCH_OBJECT: u32 = 32;
-    pub const INVALID_DN_SYNTAX: u32 = 34;
-    pub const INVALID_CREDENTIALS: u32 = 49;
-    pub const BUSY: u32 = 51;
-    pub const UNAVAILABLE: u32 = 52;
-}
 
 /// Where the directory is and how the provider binds to it.
 #[derive(Debug, Clone)]
@@ -332,25 +326,25 @@ impl UserDirectory {
 
 /// `entry` as a [`User`]; None for an entry without a username (it cannot be a `sub`).
 fn user_from(entry: &SearchEntry) -> Option<User> {
-    let username = first(entry, "username");
+    let username = ldap::value(entry, "username");
     if username.is_empty() {
         tracing::warn!(dn = %entry.dn, "a user entry without a username; ignoring it");
         return None;
     }
-    let mut groups: Vec<String> = all(entry, "memberOf")
+    let mut groups: Vec<String> = ldap::values(entry, "memberOf")
         .iter()
         .filter_map(|dn| group_name(dn))
         .collect();
     groups.sort_by(|a, b| a.to_lowercase().cmp(&b.to_lowercase()).then(a.cmp(b)));
     groups.dedup();
-    let locale = Some(first(entry, "preferredLanguage"))
+    let locale = Some(ldap::value(entry, "preferredLanguage"))
         .filter(|locale| !locale.is_empty())
         .unwrap_or_else(|| DEFAULT_LOCALE.to_owned());
     Some(User {
-        email: first(entry, "mail"),
-        display_name: first(entry, "displayName"),
-        given_name: first(entry, "givenName"),
-        family_name: first(entry, "sn"),
+        email: ldap::value(entry, "mail"),
+        display_name: ldap::value(entry, "displayName"),
+        given_name: ldap::value(entry, "givenName"),
+        family_name: ldap::value(entry, "sn"),
         locale,
         groups,
         username,
@@ -397,19 +391,6 @@ fn group_name(dn: &str) -> Option<String> {
     None
 }
 
-/// Every value of `attribute` (names compare without case, as in LDAP).
-fn all<'a>(entry: &'a SearchEntry, attribute: &str) -> &'a [String] {
-    entry
-        .attrs
-        .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case(attribute))
-        .map_or(&[], |(_, values)| values.as_slice())
-}
-
-fn first(entry: &SearchEntry, attribute: &str) -> String {
-    all(entry, attribute).first().cloned().unwrap_or_default()
-}
-
 fn succeeded(what: &str, result: &LdapResult) -> Result<(), AddonError> {
     if result.rc == code::SUCCESS {
         Ok(())
@@ -421,7 +402,7 @@ fn succeeded(what: &str, result: &LdapResult) -> Result<(), AddonError> {
 /// An LDAP operation that ended with a code not expected; `what` says which.
 fn unexpected(what: &str, result: &LdapResult) -> AddonError {
     match result.rc {
-        code::BUSY | code::UNAVAILABLE => AddonError::Unavailable(format!(
+        rc if busy(rc) => AddonError::Unavailable(format!(
             "the directory (slapd) is busy or shutting down ({what})"
         )),
         rc => AddonError::Internal(format!(
@@ -436,15 +417,7 @@ fn unexpected(what: &str, result: &LdapResult) -> AddonError {
 fn classify(error: LdapError) -> AddonError {
     match error {
         LdapError::LdapResult { result } => unexpected("an LDAP operation", &result),
-        LdapError::Io { .. }
-        | LdapError::Timeout { .. }
-        | LdapError::OpSend { .. }
-        | LdapError::ResultRecv { .. }
-        | LdapError::IdScrubSend { .. }
-        | LdapError::MiscSend { .. }
-        | LdapError::EndOfStream
-        | LdapError::Rustls { .. }
-        | LdapError::DNSName { .. } => AddonError::Unavailable(format!(
+        error if unreachable(&error) => AddonError::Unavailable(format!(
             "the directory (slapd) cannot be reached ({error}); check that it is running and \
              FLEET_OIDC_LDAP_URL"
         )),
