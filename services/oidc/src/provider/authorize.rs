@@ -23,7 +23,7 @@ use super::{
 };
 use crate::{
     http::Peer,
-    store::{Client, Code, PROVIDER_SESSION, Session, hash},
+    store::{Client, Code, PROVIDER_SESSION, hash},
     user::User,
 };
 
@@ -153,22 +153,13 @@ pub async fn login(
         Err(error) => return unavailable(&error),
     };
     provider.throttle.success(login, source);
-    let auth_time = now();
-    let session = random_token();
-    let stored = Session {
-        client_id: PROVIDER_SESSION.to_owned(),
-        username: user.username.clone(),
-        auth_time,
-        expires_at: auth_time + secs(provider.lifetimes.session),
-    };
-    if let Err(error) = provider
-        .store
-        .insert_session(&hash(&session), &stored)
+    let (session, auth_time) = match provider
+        .start_session(PROVIDER_SESSION, &user.username)
         .await
     {
-        return unavailable(&error);
-    }
-    tracing::info!(username = %user.username, client_id = %approved.client.client_id, "signed in");
+        Ok(started) => started,
+        Err(error) => return unavailable(&error),
+    };
     let cookie = set_cookie(
         SESSION_COOKIE,
         &session,

@@ -19,14 +19,14 @@ use axum::{
     Router,
     routing::{get, post},
 };
-use fleet_shared::Secret;
+use fleet_shared::{Secret, error::AddonError};
 
 use crate::{
     clients::ClientSecrets,
     config::{Config, Issuer, Lifetimes},
     directory::UserDirectory,
     signing::Signer,
-    store::Store,
+    store::{Session, Store, hash},
     throttle::{Throttle, ThrottleSettings},
 };
 
@@ -102,6 +102,27 @@ impl Provider {
             trusted_proxies: config.trusted_proxies.clone(),
             wall_users: wall::CheckedUsers::default(),
         }
+    }
+
+    /// Starts a login session of `username` for `client_id` (a wall's client, or
+    /// [`crate::store::PROVIDER_SESSION`] for the provider's own); returns the value for the
+    /// browser's cookie and when the user authenticated.
+    pub async fn start_session(
+        &self,
+        client_id: &str,
+        username: &str,
+    ) -> Result<(String, i64), AddonError> {
+        let session = web::random_token();
+        let auth_time = now();
+        let stored = Session {
+            client_id: client_id.to_owned(),
+            username: username.to_owned(),
+            auth_time,
+            expires_at: auth_time + authorize::secs(self.lifetimes.session),
+        };
+        self.store.insert_session(&hash(&session), &stored).await?;
+        tracing::info!(username = %username, client_id = %client_id, "signed in");
+        Ok((session, auth_time))
     }
 
     /// Whether cookies the provider sets on its own origin are `Secure`.

@@ -40,7 +40,7 @@ use super::{
 };
 use crate::{
     http::Peer,
-    store::{Client, Session, Wall, hash},
+    store::{Client, Wall, hash},
 };
 
 /// `GET /proxy-auth/check`: may this request reach the app?
@@ -290,22 +290,10 @@ async fn finish(
         }
         Err(error) => return unavailable(&error),
     };
-    let session = random_token();
-    let auth_time = now();
-    let stored = Session {
-        client_id: client.client_id.clone(),
-        username: username.clone(),
-        auth_time,
-        expires_at: auth_time + secs(provider.lifetimes.session),
+    let session = match provider.start_session(&client.client_id, &username).await {
+        Ok((session, _)) => session,
+        Err(error) => return unavailable(&error),
     };
-    if let Err(error) = provider
-        .store
-        .insert_session(&hash(&session), &stored)
-        .await
-    {
-        return unavailable(&error);
-    }
-    tracing::info!(username = %username, client_id = %client.client_id, "signed in at a wall");
     let target = if local_path(&target) {
         target
     } else {
