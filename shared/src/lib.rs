@@ -12,6 +12,7 @@ pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod credentials;
+pub mod domain;
 pub mod env_bundle;
 pub mod error;
 pub mod keyed_lock;

@@ -12,6 +12,7 @@ use std::{
 use fleet_shared::{
     AppId,
     catalog::{self, INSTALL_ONLY},
+    domain::is_domain_name,
     env_bundle::{EnvBundle, EnvPrefix},
     keyed_lock::KeyedLocks,
     proto::addon::provision_request::Options,
@@ -680,15 +681,6 @@ fn decode_token(token: &str) -> Option<String> {
 
 /// A DNS name: labels of letters, digits and '-', dot-separated, at most 253 characters.
 fn validate_domain(domain: &str) -> Result<(), String> {
-    let valid_label = |label: &str| {
-        !label.is_empty()
-            && label.len() <= 63
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-    };
     if domain.is_empty() {
         Err("is required: the app's primary domain, e.g. chat.example.com".to_owned())
     } else if domain.len() > MAX_DOMAIN_BYTES {
@@ -696,7 +688,7 @@ fn validate_domain(domain: &str) -> Result<(), String> {
             "is {} bytes; a domain name has at most {MAX_DOMAIN_BYTES}",
             domain.len()
         ))
-    } else if !domain.split('.').all(valid_label) {
+    } else if !is_domain_name(domain) {
         Err(format!(
             "{} is not a domain name (dot-separated labels of letters, digits and '-', each \
              at most 63 characters)",

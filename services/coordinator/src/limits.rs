@@ -5,7 +5,7 @@
 //! manifest is far below every one of them.
 
 /// Longest `app_domain`, in bytes (the DNS limit).
-pub const MAX_DOMAIN_BYTES: usize = 253;
+pub use fleet_shared::domain::MAX_DOMAIN_BYTES;
 /// Most tasks under `scheduler`.
 pub const MAX_SCHEDULER_TASKS: usize = 100;
 /// Longest scheduler task name, in bytes.

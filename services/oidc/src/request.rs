@@ -5,6 +5,7 @@
 use fleet_shared::{
     AppId,
     addon::{InvalidField, parse_app_id},
+    domain::is_domain_name,
     error::AddonError,
     proto::addon::{
         OidcOptions, ProvisionRequest, ProxyAuthOptions, TokenSignatureAlgorithm,
@@ -154,17 +155,7 @@ fn check_domain(domain: &str) -> Result<(), InvalidField> {
         Some((host, port)) => (host, Some(port)),
         None => (domain, None),
     };
-    let host_ok = host.len() <= 253
-        && !host.is_empty()
-        && host.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        });
+    let host_ok = is_domain_name(host);
     let port_ok = port.is_none_or(|port| port.parse::<u16>().is_ok_and(|p| p > 0));
     if host_ok && port_ok {
         Ok(())
