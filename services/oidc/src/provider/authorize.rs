@@ -15,10 +15,10 @@ use fleet_shared::error::AddonError;
 use serde::Deserialize;
 
 use super::{
-    Provider, now, paths,
+    Provider, now, paths, secs,
     web::{
         CSRF_COOKIE, SESSION_COOKIE, cookie, csrf_token, csrf_valid, error_page, escape, page,
-        random_token, redirect, set_cookie, source, with_query,
+        random_token, redirect, set_cookie, source, unavailable, with_query,
     },
 };
 use crate::{
@@ -369,23 +369,4 @@ fn login_page(
             .append(axum::http::header::SET_COOKIE, cookie);
     }
     response
-}
-
-/// The page shown when the directory or the store cannot be reached.
-pub fn unavailable(error: &AddonError) -> Response {
-    tracing::warn!(error = %error, "sign-in could not be completed");
-    let status = if error.is_unavailable() {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::INTERNAL_SERVER_ERROR
-    };
-    error_page(
-        status,
-        "The sign-in service cannot reach its directory or store right now. Try again shortly.",
-    )
-}
-
-/// A duration in whole seconds, as stored.
-pub fn secs(duration: std::time::Duration) -> i64 {
-    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
 }

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::{
     Provider,
-    authorize::unavailable,
+    web::unavailable,
     web::{SESSION_COOKIE, cookie, error_page, page, redirect, set_cookie, with_query},
 };
 use crate::store::hash;

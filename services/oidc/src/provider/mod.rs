@@ -118,7 +118,7 @@ impl Provider {
             client_id: client_id.to_owned(),
             username: username.to_owned(),
             auth_time,
-            expires_at: auth_time + authorize::secs(self.lifetimes.session),
+            expires_at: auth_time + secs(self.lifetimes.session),
         };
         self.store.insert_session(&hash(&session), &stored).await?;
         tracing::info!(username = %username, client_id = %client_id, "signed in");
@@ -148,6 +148,11 @@ pub fn router(provider: Arc<Provider>) -> Router {
         .route(paths::WALL_LOGIN, get(wall::login))
         .route(paths::WALL_LOGOUT, get(wall::logout))
         .with_state(provider)
+}
+
+/// A duration in whole seconds, as stored.
+pub fn secs(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// Now, in unix seconds.

@@ -23,8 +23,8 @@ use subtle::ConstantTimeEq;
 
 use super::{
     Provider,
-    authorize::{is_native, secs},
-    now,
+    authorize::is_native,
+    now, secs,
     web::{protect, random_token},
 };
 use crate::{

@@ -10,7 +10,10 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use super::{Provider, authorize::unavailable, now, web::protect};
+use super::{
+    Provider, now,
+    web::{protect, unavailable},
+};
 use crate::{
     keys::userinfo_claims,
     store::{TokenKind, hash},

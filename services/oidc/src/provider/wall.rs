@@ -30,9 +30,8 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::{
-    Provider,
-    authorize::{secs, unavailable},
-    now, paths,
+    Provider, now, paths, secs,
+    web::unavailable,
     web::{
         WALL_COOKIE, WALL_STATE_COOKIE, cookie, error_page, random_token, redirect, set_cookie,
         source, with_query,

@@ -15,6 +15,8 @@ use rand::RngCore;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+use fleet_shared::error::AddonError;
+
 use super::Provider;
 
 /// The provider's own login session (on the issuer's origin).
@@ -139,6 +141,20 @@ pub fn error_page(status: StatusCode, message: &str) -> Response {
         status,
         "Cannot sign in",
         &format!("<p class=\"error\">{}</p>", escape(message)),
+    )
+}
+
+/// The page shown when the directory or the store cannot be reached.
+pub fn unavailable(error: &AddonError) -> Response {
+    tracing::warn!(error = %error, "sign-in could not be completed");
+    let status = if error.is_unavailable() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    error_page(
+        status,
+        "The sign-in service cannot reach its directory or store right now. Try again shortly.",
     )
 }
 
