@@ -87,6 +87,8 @@ impl Provider {
         signer: Arc<Signer>,
     ) -> Self {
         let master_key = config.common.master_key.clone();
+        // The master key yields keys only through derive_password; an "addon" name no addon
+        // has keeps this one apart from every app credential.
         let csrf_app = fleet_shared::AppId::parse("oidc-provider")
             .unwrap_or_else(|_| unreachable!("a valid app id"));
         Self {
