@@ -229,3 +229,31 @@ pub const NOTHING: (bool, bool, bool, bool) = (false, false, false, false);
 pub fn env_of(reply: &InstallAppResponse) -> &HashMap<String, String> {
     &reply.env
 }
+
+impl Coordinator {
+    /// A coordinator with a fresh SQLite state file and `secrets`' master key and token that
+    /// knows only the addon services `urls` names (`FLEET_COORDINATOR_<SERVICE>_URL`, URL).
+    pub async fn start_for(secrets: &TestSecrets, urls: &[(&str, &str)]) -> Self {
+        let state = tempfile::tempdir().unwrap();
+        let state_url = format!("sqlite://{}", state.path().join("state.db").display());
+        let mut env = secrets.common_env();
+        for (key, value) in [
+            ("FLEET_COORDINATOR_STATE_URL", state_url.as_str()),
+            ("FLEET_COORDINATOR_API_ORIGIN", "https://my.example.test"),
+            ("FLEET_COORDINATOR_CALL_TIMEOUT_SECS", "60"),
+        ]
+        .iter()
+        .chain(urls)
+        {
+            env.push(((*key).to_owned(), (*value).to_owned()));
+        }
+        let server = InProcess::serve::<fleet_coordinator::Service>(env)
+            .await
+            .unwrap();
+        Self {
+            server,
+            token: secrets.token.clone(),
+            state,
+        }
+    }
+}
