@@ -196,11 +196,11 @@ fn caller(headers: &HeaderMap, form: &TokenForm) -> Result<Caller, OAuthError> {
         let (id, secret) = decoded
             .split_once(':')
             .ok_or(OAuthError::invalid_client(true))?;
+        // Each part is form-urlencoded before it is joined (RFC 6749 2.3.1).
         let decode = |part: &str| {
-            url::form_urlencoded::parse(format!("x={part}").as_bytes())
-                .next()
-                .map(|(_, value)| value.into_owned())
-                .unwrap_or_default()
+            percent_encoding::percent_decode_str(&part.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
         };
         let client_id = decode(id);
         if form
@@ -403,4 +403,42 @@ async fn issue(
         "id_token": id_token,
         "scope": scope,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn basic_credentials_are_form_urlencoded_parts() {
+        let mut headers = HeaderMap::new();
+        let encoded = STANDARD.encode("cid%3Ax%26y:s+e%2Bt%3A");
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Basic {encoded}")).unwrap(),
+        );
+        let caller = caller(&headers, &TokenForm::default()).ok().unwrap();
+        assert_eq!(caller.client_id, "cid:x&y");
+        assert_eq!(caller.secret.as_deref(), Some("s e+t:"));
+        assert!(caller.basic);
+
+        let both = TokenForm {
+            client_secret: Some("s".to_owned()),
+            ..TokenForm::default()
+        };
+        assert!(caller_error(&headers, &both).contains("one client authentication method"));
+        let other_id = TokenForm {
+            client_id: Some("cid-other".to_owned()),
+            ..TokenForm::default()
+        };
+        assert!(caller_error(&headers, &other_id).contains("invalid_client"));
+    }
+
+    fn caller_error(headers: &HeaderMap, form: &TokenForm) -> String {
+        match caller(headers, form) {
+            Ok(_) => String::new(),
+            Err(error) => format!("{} {}", error.error, error.description),
+        }
+    }
 }
