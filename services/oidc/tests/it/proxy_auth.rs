@@ -175,6 +175,17 @@ impl Walled {
             .await
     }
 
+    /// `/` of app `name` requested by a fresh browser carrying only the wall session cookie
+    /// `session` (as someone who copied it would).
+    async fn with_session(&self, name: &str, session: &str) -> reqwest::Response {
+        self.browser()
+            .get(self.url(name, "/"))
+            .header("Cookie", format!("fleet_wall_session={session}"))
+            .send()
+            .await
+            .unwrap()
+    }
+
     async fn stop(self) {
         drop(self.nginx);
         self.provider.service.stop().await;
@@ -446,13 +457,7 @@ async fn a_session_opens_only_the_wall_of_its_own_app() {
     assert_eq!(seen["user"], user.username.as_str());
 
     // A's cookie, carried to B by hand (the browser would not send it there).
-    let stranger = walled.browser();
-    let carried = stranger
-        .get(walled.url("app-b", "/"))
-        .header("Cookie", format!("fleet_wall_session={session}"))
-        .send()
-        .await
-        .unwrap();
+    let carried = walled.with_session("app-b", &session).await;
     walled.expect_login(&carried, "app-b");
     // Asked directly, the provider says the same.
     let check = reqwest::Client::new()
@@ -509,13 +514,7 @@ async fn logout_ends_the_session() {
     let page = browser.get(&to_login).send().await.unwrap();
     assert_eq!(page.status(), 200);
     // The old cookie is dead, not only forgotten by this browser.
-    let replayed = walled
-        .browser()
-        .get(walled.url("app-a", "/"))
-        .header("Cookie", format!("fleet_wall_session={session}"))
-        .send()
-        .await
-        .unwrap();
+    let replayed = walled.with_session("app-a", &session).await;
     walled.expect_login(&replayed, "app-a");
     walled.stop().await;
 }
@@ -535,13 +534,7 @@ async fn a_user_removed_from_the_directory_is_walled_out() {
     let refused = browser.get(walled.url("app-a", "/")).send().await.unwrap();
     walled.expect_login(&refused, "app-a");
     // Their session was revoked, not only refused once; Basic fails too.
-    let replayed = walled
-        .browser()
-        .get(walled.url("app-a", "/"))
-        .header("Cookie", format!("fleet_wall_session={session}"))
-        .send()
-        .await
-        .unwrap();
+    let replayed = walled.with_session("app-a", &session).await;
     walled.expect_login(&replayed, "app-a");
     let basic = walled
         .browser()
