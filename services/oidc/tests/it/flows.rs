@@ -149,13 +149,7 @@ async fn full_round_trip(algorithm: TokenSignatureAlgorithm, jws: CoreJwsSigning
     assert!(again.is_err(), "a refresh token worked twice");
 
     // A second login of the same browser needs no password (the provider's session)...
-    let (auth_url, _, _) = rp
-        .authorize_url(
-            AuthenticationFlow::<CoreResponseType>::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
-        .url();
+    let (auth_url, _, _) = authorize_url(&rp);
     let silent = browser.get(auth_url.as_str()).send().await.unwrap();
     let (back, params) = redirect_params(&silent);
     assert_eq!(back, redirect);
@@ -220,13 +214,7 @@ async fn id_token(
 ) -> (openidconnect::core::CoreIdToken, Nonce) {
     let browser = browser();
     let rp = app.relying_party(&browser, redirect).await;
-    let (auth_url, _, nonce) = rp
-        .authorize_url(
-            AuthenticationFlow::<CoreResponseType>::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
-        .url();
+    let (auth_url, _, nonce) = authorize_url(&rp);
     let answer = sign_in(&browser, provider, auth_url.as_str(), login, PASSWORD).await;
     let (_, params) = redirect_params(&answer);
     let tokens = rp

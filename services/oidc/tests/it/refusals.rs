@@ -431,13 +431,7 @@ async fn a_deprovisioned_client_loses_its_tokens_and_codes() {
     assert_eq!(refusal(refreshed), CoreErrorResponseType::InvalidClient);
     let answer = redeem(&rp, &setup.browser, &pending).await;
     assert_eq!(refusal(answer), CoreErrorResponseType::InvalidClient);
-    let (url, _, _) = rp
-        .authorize_url(
-            AuthenticationFlow::<CoreResponseType>::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
-        .url();
+    let (url, _, _) = authorize_url(&rp);
     let answer = setup.browser.get(url.as_str()).send().await.unwrap();
     assert_eq!(answer.status(), 400, "an unknown client gets a page");
     assert!(!redirects(&answer));
@@ -448,13 +442,7 @@ async fn a_deprovisioned_client_loses_its_tokens_and_codes() {
 async fn a_wrong_password_shows_the_form_again() {
     let setup = Setup::start(&[], &["/auth/callback"]).await;
     let rp = setup.rp(REDIRECT).await;
-    let (url, _, _) = rp
-        .authorize_url(
-            AuthenticationFlow::<CoreResponseType>::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
-        .url();
+    let (url, _, _) = authorize_url(&rp);
     let ghost = unique("ghost");
     for (login, password) in [
         (setup.user.username.as_str(), "not the password"),
@@ -484,13 +472,7 @@ async fn five_wrong_passwords_throttle_the_user() {
     let mut setup = Setup::start(&[], &["/auth/callback"]).await;
     let other = setup.users.new_user().await;
     let rp = setup.rp(REDIRECT).await;
-    let (url, _, _) = rp
-        .authorize_url(
-            AuthenticationFlow::<CoreResponseType>::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
-        .url();
+    let (url, _, _) = authorize_url(&rp);
     let name = setup.user.username.clone();
     let attempt = |login: String, password: &'static str| {
         let (browser, provider, url) = (&setup.browser, &setup.provider, url.as_str());
@@ -598,13 +580,7 @@ async fn a_user_removed_from_the_directory_cannot_refresh() {
 async fn a_forged_login_form_is_forbidden() {
     let setup = Setup::start(&[], &["/auth/callback"]).await;
     let rp = setup.rp(REDIRECT).await;
-    let (url, _, _) = rp
-        .authorize_url(
-            AuthenticationFlow::<CoreResponseType>::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
-        .url();
+    let (url, _, _) = authorize_url(&rp);
     let page = setup.browser.get(url.as_str()).send().await.unwrap();
     let mut form = hidden_fields(&page.text().await.unwrap());
     form.push(("username".to_owned(), setup.user.username.clone()));

@@ -370,6 +370,22 @@ impl App {
     }
 }
 
+/// An authorization URL of `rp` with its own state and nonce, scope `openid` only.
+pub fn authorize_url(
+    rp: &RelyingParty,
+) -> (
+    openidconnect::url::Url,
+    openidconnect::CsrfToken,
+    openidconnect::Nonce,
+) {
+    rp.authorize_url(
+        openidconnect::AuthenticationFlow::<openidconnect::core::CoreResponseType>::AuthorizationCode,
+        openidconnect::CsrfToken::new_random,
+        openidconnect::Nonce::new_random,
+    )
+    .url()
+}
+
 /// A browser: a cookie jar, and redirects left for the test to follow (or not).
 pub fn browser() -> reqwest::Client {
     reqwest::Client::builder()
