@@ -19,6 +19,12 @@ packages=(
     # nginx in front of a test app, for the proxyAuth wall's tests (deploy/oidc/
     # proxy-auth.nginx.conf); each test runs its own, so the package's service is disabled.
     nginx
+    # Postfix (SMTP) and Dovecot (IMAP, POP3, ManageSieve, LMTP delivery) behind the mail addons,
+    # configured by deploy/mail/cluster.sh, not by debconf; swaks is the SMTP client the tests
+    # and the README's debug commands use (its TLS, --tls-on-connect, needs the two Perl
+    # modules, which are only recommended). The packages' own services are stopped below.
+    postfix dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-managesieved swaks
+    libnet-ssleay-perl libio-socket-ssl-perl
     locales util-linux
     # The MongoDB stand-in runs from a venv of the system Python, as its own user.
     python3-venv
@@ -42,20 +48,28 @@ if [ ${#missing[@]} -gt 0 ]; then
         remove_policy=1
     fi
     echo "slapd slapd/no_configuration boolean true" | sudo_if_needed debconf-set-selections
+    # No /etc/postfix/main.cf, no question asked: deploy/mail/cluster.sh writes its own.
+    echo "postfix postfix/main_mailer_type select No configuration" \
+        | sudo_if_needed debconf-set-selections
     sudo_if_needed apt-get update -qq
     sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 \
         install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     if [ "${remove_policy:-0}" = 1 ]; then sudo_if_needed rm -f /usr/sbin/policy-rc.d; fi
-    if [[ " ${missing[*]} " == *" nginx "* ]]; then
-        # The package enables (and, without the policy above, starts) a system nginx on
-        # port 80: the fleet has no use for it.
+    # nginx enables (and, without the policy above, starts) a system nginx on port 80, postfix
+    # and dovecot a system MTA on 25 and IMAP/POP3 on 143/110/993/995: the fleet runs private
+    # instances of each (tests, deploy/mail/cluster.sh) and has no use for them.
+    for service in nginx postfix dovecot; do
+        case " ${missing[*]} " in
+        *" $service "* | *" $service-core "*) ;;
+        *) continue ;;
+        esac
         if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-            sudo_if_needed systemctl disable --now nginx >/dev/null 2>&1 || true
+            sudo_if_needed systemctl disable --now "$service" >/dev/null 2>&1 || true
         else
-            sudo_if_needed update-rc.d nginx disable >/dev/null 2>&1 || true
-            sudo_if_needed /etc/init.d/nginx stop >/dev/null 2>&1 || true
+            sudo_if_needed update-rc.d "$service" disable >/dev/null 2>&1 || true
+            sudo_if_needed /etc/init.d/"$service" stop >/dev/null 2>&1 || true
         fi
-    fi
+    done
 fi
 
 available=$(locale -a 2>/dev/null | tr 'A-Z' 'a-z' | sed 's/utf-8/utf8/')

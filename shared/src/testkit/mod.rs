@@ -4,13 +4,15 @@
 //! (`<script> init DIR PASSWORD_FILE`, then `<script> run DIR PORT`), gets a private directory
 //! and a free port, and runs under a watchdog shell that stops it when the test process exits
 //! (even on a panic or `kill -9`) and then deletes its directory. nginx, which fronts apps in
-//! the proxyAuth tests, is started the same way from a configuration the test gives.
+//! the proxyAuth tests, is started the same way from a configuration the test gives. The mail
+//! server (Postfix + Dovecot) takes a block of consecutive ports from its base port on.
 
 pub mod bench;
 pub mod conformance;
 pub mod harness;
 pub mod host;
 mod ldap;
+mod mail;
 mod mariadb;
 mod mongodb;
 mod nginx;
@@ -18,6 +20,7 @@ mod postgres;
 mod proxy;
 
 pub use ldap::LdapServer;
+pub use mail::MailServer;
 pub use mariadb::MariaDbServer;
 pub use mongodb::MongoServer;
 pub use nginx::NginxServer;
@@ -55,6 +58,22 @@ pub fn free_port() -> Result<u16, TestkitError> {
         .map_err(|e| TestkitError::new(format!("no free port: {e}")))
 }
 
+/// The first of `count` consecutive ports that were all free a moment ago on 127.0.0.1.
+pub fn free_port_block(count: u16) -> Result<u16, TestkitError> {
+    for _attempt in 0..100 {
+        let first = free_port()?;
+        let Some(last) = first.checked_add(count.saturating_sub(1)) else {
+            continue;
+        };
+        if (first + 1..=last).all(|port| TcpListener::bind(("127.0.0.1", port)).is_ok()) {
+            return Ok(first);
+        }
+    }
+    Err(TestkitError::new(format!(
+        "no {count} consecutive free ports"
+    )))
+}
+
 /// Path of a script under `deploy/`.
 fn deploy_script(relative: &str) -> String {
     format!("{}/../deploy/{relative}", env!("CARGO_MANIFEST_DIR"))
@@ -81,6 +100,19 @@ impl Watched {
         stop_signal: &str,
         ready: impl Fn(u16) -> bool,
     ) -> Result<Self, TestkitError> {
+        Self::start_on(name, script, extra, stop_signal, free_port, ready)
+    }
+
+    /// [`Watched::start`] on a port chosen by `pick_port` (a server that listens on more than
+    /// one port from its base port on needs them all free).
+    fn start_on(
+        name: &'static str,
+        script: &str,
+        extra: &[&str],
+        stop_signal: &str,
+        pick_port: impl Fn() -> Result<u16, TestkitError>,
+        ready: impl Fn(u16) -> bool,
+    ) -> Result<Self, TestkitError> {
         let base = tempfile::Builder::new()
             .prefix(&format!("fleet-{name}-"))
             .tempdir()
@@ -97,7 +129,7 @@ impl Watched {
 
         let mut last_error = String::new();
         for _attempt in 0..3 {
-            let port = free_port()?;
+            let port = pick_port()?;
             let (watchdog, stdin) = spawn_watched(script, &base, port, extra, stop_signal)?;
             let mut server = Self {
                 name,
