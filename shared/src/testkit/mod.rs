@@ -113,27 +113,31 @@ impl Watched {
         pick_port: impl Fn() -> Result<u16, TestkitError>,
         ready: impl Fn(u16) -> bool,
     ) -> Result<Self, TestkitError> {
-        let base = tempfile::Builder::new()
-            .prefix(&format!("fleet-{name}-"))
-            .tempdir()
-            .map_err(|e| TestkitError::new(format!("cannot create a temp dir: {e}")))?
-            .keep();
         let password = format!("pw{}x{}", std::process::id(), free_port()?);
-        let password_file = base.join("superuser-password");
-        fs::write(&password_file, &password).map_err(|e| {
-            TestkitError::new(format!("cannot write {}: {e}", password_file.display()))
-        })?;
-        let mut init = Command::new(script);
-        init.arg("init").arg(&base).arg(&password_file);
-        run(init, &format!("{name} init"))?;
-
         let mut last_error = String::new();
         for _attempt in 0..3 {
+            // A directory of its own per attempt: the watchdog of a failed one removes its
+            // directory when the server exits.
+            let base = tempfile::Builder::new()
+                .prefix(&format!("fleet-{name}-"))
+                .tempdir()
+                .map_err(|e| TestkitError::new(format!("cannot create a temp dir: {e}")))?
+                .keep();
+            let password_file = base.join("superuser-password");
+            fs::write(&password_file, &password).map_err(|e| {
+                TestkitError::new(format!("cannot write {}: {e}", password_file.display()))
+            })?;
+            let mut init = Command::new(script);
+            init.arg("init").arg(&base).arg(&password_file);
+            if let Err(error) = run(init, &format!("{name} init")) {
+                let _ = fs::remove_dir_all(&base);
+                return Err(error);
+            }
             let port = pick_port()?;
             let (watchdog, stdin) = spawn_watched(script, &base, port, extra, stop_signal)?;
             let mut server = Self {
                 name,
-                base: base.clone(),
+                base,
                 port,
                 password: password.clone(),
                 watchdog,
@@ -269,4 +273,52 @@ fn accepts_tcp(port: u16) -> bool {
         Duration::from_millis(200),
     )
     .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::{cell::Cell, os::unix::fs::PermissionsExt};
+
+    use super::*;
+
+    #[test]
+    fn a_taken_port_is_retried_on_another_in_a_fresh_directory() {
+        // A backend script of the usual shape whose server is a listener on PORT; it fails on
+        // the port named after it, as a server does whose port someone took.
+        let scripts = tempfile::tempdir().unwrap();
+        let script = scripts.path().join("cluster.sh");
+        fs::write(
+            &script,
+            "#!/bin/sh\ncase \"$1\" in\ninit) touch \"$2/initialised\" ;;\n\
+             run) [ \"$3\" = \"$4\" ] && exit 1\n\
+             exec python3 -c 'import socket,sys,time\n\
+             s=socket.socket(); s.bind((\"127.0.0.1\", int(sys.argv[1]))); s.listen(); time.sleep(600)' \"$3\" ;;\n\
+             esac\n",
+        )
+        .unwrap();
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+        let taken_port = free_port().unwrap();
+        let taken = taken_port.to_string();
+        let first = Cell::new(true);
+        let pick = || {
+            if first.replace(false) {
+                Ok(taken_port)
+            } else {
+                free_port()
+            }
+        };
+        let mut server = Watched::start_on(
+            "retry",
+            script.to_str().unwrap(),
+            &[&taken],
+            "TERM",
+            pick,
+            accepts_tcp,
+        )
+        .expect("the second attempt starts");
+        assert_ne!(server.port, taken_port);
+        assert!(server.base.join("initialised").exists(), "init ran again");
+        server.stop().unwrap();
+    }
 }
