@@ -20,10 +20,13 @@ packages=(
     # proxy-auth.nginx.conf); each test runs its own, so the package's service is disabled.
     nginx
     # Postfix (SMTP) and Dovecot (IMAP, POP3, ManageSieve, LMTP delivery) behind the mail addons,
-    # configured by deploy/mail/cluster.sh, not by debconf; swaks is the SMTP client the tests
-    # and the README's debug commands use (its TLS, --tls-on-connect, needs the two Perl
-    # modules, which are only recommended). The packages' own services are stopped below.
-    postfix dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-managesieved swaks
+    # configured by deploy/mail/cluster.sh, not by debconf, with their SQLite lookups (the
+    # accounts store, which cluster.sh sets up with the sqlite3 CLI) and LDAP lookups (the
+    # directory's users); swaks is the SMTP client the tests and the README's debug commands
+    # use (its TLS, --tls-on-connect, needs the two Perl modules, which are only recommended).
+    # The packages' own services are stopped below.
+    postfix postfix-sqlite postfix-ldap dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd
+    dovecot-managesieved dovecot-sieve dovecot-sqlite dovecot-ldap sqlite3 swaks
     libnet-ssleay-perl libio-socket-ssl-perl
     locales util-linux
     # The MongoDB stand-in runs from a venv of the system Python, as its own user.

@@ -3,6 +3,10 @@
 //! over IMAP, IMAPS, POP3 and POP3S, openssl s_client looks at the certificate. Passwords go
 //! to the clients through stdin or the environment, never on a command line.
 //!
+//! Accounts are rows of the SQLite store (sendmail: submission only; recvmail: IMAP, POP3,
+//! Sieve and a mailbox), written as the mail service writes them; the shared server also serves
+//! the users of the test kit's slapd (their own LDAP password, a mailbox tree of their own).
+//!
 //! Delivery (Postfix's queue, then LMTP into Dovecot) is asynchronous: reads poll until a
 //! deadline.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -203,7 +207,7 @@ fn submission_delivers_into_the_mailbox_read_over_imap_imaps_pop3_and_pop3s() {
     let (local, domain) = recipient.split_once('@').unwrap();
     let maildir = mail
         .dir()
-        .join("mail")
+        .join("mail/apps")
         .join(domain)
         .join(local)
         .join("Maildir");
@@ -388,14 +392,26 @@ fn a_changed_password_takes_effect_and_the_old_one_is_refused() {
     mail.add_account(&app, &new).unwrap();
     assert!(mail.login_accepted(&app, &new).unwrap());
     assert!(!mail.login_accepted(&app, &old).unwrap());
-    // Other accounts' lines survive the rewrite.
+    // Other accounts' rows stay; each address has one row per addon, none with a clear
+    // password.
     let (second, second_password) = account("rotate-other");
     mail.add_account(&app, &old).unwrap();
     assert!(mail.login_accepted(&second, &second_password).unwrap());
-    let passwd = std::fs::read_to_string(mail.passwd_file()).unwrap();
-    assert_eq!(passwd.matches(&format!("{app}:")).count(), 1, "{passwd}");
+    assert!(mail.login_accepted(&app, &old).unwrap());
+    assert_eq!(
+        query(&format!(
+            "SELECT addon FROM accounts WHERE address = '{app}' ORDER BY addon"
+        )),
+        "recvmail\nsendmail"
+    );
+    let store = std::fs::read(mail.accounts_db()).unwrap();
+    let store = String::from_utf8_lossy(&store);
     assert!(
-        !passwd.contains(&old) && !passwd.contains(&new),
+        store.contains(&app),
+        "the store is not where the kit writes"
+    );
+    assert!(
+        !store.contains(&old) && !store.contains(&new),
         "a clear password on disk"
     );
 }
@@ -442,4 +458,404 @@ fn sieve_login(port: u16, user: &str, password: &str) -> String {
     reader.read_line(&mut line).unwrap();
     let _ = write!(&stream, "LOGOUT\r\n");
     line
+}
+
+/// What the sqlite3 CLI prints for `sql` on the shared server's accounts store (read-only).
+fn query(sql: &str) -> String {
+    let output = Command::new("sqlite3")
+        .args(["-init", "/dev/null", "-batch", "-readonly"])
+        .arg(server().accounts_db())
+        .arg(sql)
+        .stdin(Stdio::null())
+        .output()
+        .expect("sqlite3");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// A fresh address `<name>-<unique>@<domain>` and a password, stored nowhere yet.
+fn fresh(name: &str) -> (String, String) {
+    let unique = format!("{}-{}", std::process::id(), nanos());
+    (
+        format!("{name}-{unique}@{}", server().domain()),
+        format!("pw-{unique}"),
+    )
+}
+
+/// What Dovecot's LMTP answers to `RCPT TO:<address>` (after LHLO and MAIL FROM:<>).
+fn lmtp_rcpt(port: u16, address: &str) -> String {
+    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    // One reply, possibly multi-line (`250-...` up to `250 ...`): its last line.
+    let mut reply = || {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(reader.read_line(&mut line).unwrap() > 0, "LMTP closed");
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return line.trim_end().to_owned();
+            }
+        }
+    };
+    assert!(reply().starts_with("220"));
+    write!(&stream, "LHLO fleet.test\r\n").unwrap();
+    assert!(reply().starts_with("250"));
+    write!(&stream, "MAIL FROM:<>\r\n").unwrap();
+    assert!(reply().starts_with("250"));
+    write!(&stream, "RCPT TO:<{address}>\r\n").unwrap();
+    let answer = reply();
+    let _ = write!(&stream, "QUIT\r\n");
+    answer
+}
+
+#[test]
+fn an_unknown_recipient_is_refused_at_rcpt_with_550() {
+    if !runnable() {
+        return;
+    }
+    let mail = server();
+    let (app, password) = account("rcpt");
+    let (unknown, _) = fresh("unknown");
+    let (sent, said) = submit(
+        mail.submission_port(),
+        (&app, &password),
+        &app,
+        &unknown,
+        "to nobody",
+        &[],
+    );
+    assert!(!sent, "{said}");
+    assert!(
+        said.contains(&format!(
+            "550 5.1.1 <{unknown}>: Recipient address rejected: User unknown"
+        )),
+        "{said}"
+    );
+    assert!(!said.contains("queued"), "{said}");
+    // Case does not matter for a known one.
+    let (sent, said) = submit(
+        mail.submission_port(),
+        (&app, &password),
+        &app,
+        &app.to_uppercase(),
+        "to self",
+        &[],
+    );
+    assert!(sent && said.contains("queued"), "{said}");
+}
+
+#[test]
+fn sendmail_rows_only_submit_and_recvmail_rows_only_read_and_receive() {
+    if !runnable() {
+        return;
+    }
+    let mail = server();
+    let (sender, sender_password) = fresh("sendonly");
+    let (reader, reader_password) = fresh("recvonly");
+    mail.add_account_row(&sender, "sendmail", &sender_password)
+        .unwrap();
+    mail.add_account_row(&reader, "recvmail", &reader_password)
+        .unwrap();
+
+    // The sendmail row: SMTP yes, IMAP/POP3/Sieve no, and the address is no mailbox.
+    assert!(
+        mail.login_accepted_by("smtp", &sender, &sender_password)
+            .unwrap()
+    );
+    for service in ["imap", "pop3", "sieve", "doveadm"] {
+        assert!(
+            !mail
+                .login_accepted_by(service, &sender, &sender_password)
+                .unwrap(),
+            "{service} accepts a sendmail row"
+        );
+    }
+    let body = token("send-only");
+    let (sent, said) = submit(
+        mail.submission_port(),
+        (&sender, &sender_password),
+        &sender,
+        &reader,
+        &body,
+        &[],
+    );
+    assert!(sent && said.contains("250 2.0.0 Ok: queued"), "{said}");
+    let imap = format!("imap://127.0.0.1:{}/INBOX", mail.imap_port());
+    assert!(!curl(&imap, &sender, &sender_password).status.success());
+    let (sent, said) = submit(
+        mail.submission_port(),
+        (&mail.postmaster(), mail.postmaster_password()),
+        &mail.postmaster(),
+        &sender,
+        "to a send-only address",
+        &[],
+    );
+    assert!(!sent && said.contains("550 5.1.1"), "{said}");
+    let refused = lmtp_rcpt(mail.lmtp_port(), &sender);
+    assert!(refused.starts_with("550"), "LMTP: {refused}");
+
+    // The recvmail row: reads (and got the mail), but cannot submit.
+    assert!(
+        mail.login_accepted_by("imap", &reader, &reader_password)
+            .unwrap()
+    );
+    assert!(
+        !mail
+            .login_accepted_by("smtp", &reader, &reader_password)
+            .unwrap()
+    );
+    let message = fetch_until(
+        &format!("imap://127.0.0.1:{}/INBOX;UID=1", mail.imap_port()),
+        &reader,
+        &reader_password,
+        &body,
+    );
+    assert!(message.is_some(), "not delivered to the recvmail address");
+    let accepted = lmtp_rcpt(mail.lmtp_port(), &reader);
+    assert!(accepted.starts_with("250"), "LMTP: {accepted}");
+    let (sent, said) = submit(
+        mail.submission_port(),
+        (&reader, &reader_password),
+        &reader,
+        &reader,
+        "from a receive-only account",
+        &[],
+    );
+    assert!(!sent && said.contains("535 5.7.8"), "{said}");
+}
+
+#[test]
+fn a_removed_account_is_refused_at_the_very_next_login_and_rcpt() {
+    if !runnable() {
+        return;
+    }
+    let mail = server();
+    let (app, password) = account("removed");
+    let imap = format!("imap://127.0.0.1:{}/INBOX", mail.imap_port());
+    assert!(curl(&imap, &app, &password).status.success());
+    mail.remove_account(&app).unwrap();
+    assert_eq!(
+        query(&format!(
+            "SELECT count(*) FROM accounts WHERE address = '{app}'"
+        )),
+        "0"
+    );
+    // No wait in between: nothing caches the store.
+    assert!(!mail.login_accepted_by("imap", &app, &password).unwrap());
+    assert!(!mail.login_accepted_by("smtp", &app, &password).unwrap());
+    assert!(!curl(&imap, &app, &password).status.success());
+    let (sent, said) = submit(
+        mail.submission_port(),
+        (&mail.postmaster(), mail.postmaster_password()),
+        &mail.postmaster(),
+        &app,
+        "to a removed account",
+        &[],
+    );
+    assert!(!sent && said.contains("550 5.1.1"), "{said}");
+}
+
+#[test]
+fn a_directory_user_receives_reads_and_sends_as_themselves_with_their_own_password() {
+    if !runnable() {
+        return;
+    }
+    let mail = server();
+    let unique = format!("{}x{}", std::process::id(), nanos());
+    let username = format!("dir{unique}");
+    let address = format!("{username}@{}", mail.domain());
+    let password = format!("ldap-pw-{unique}");
+    // The directory keeps the case it is given; mail addresses compare in lower case.
+    mail.add_directory_user(
+        &username,
+        &format!("Dir{unique}@{}", mail.domain()),
+        &password,
+    )
+    .unwrap();
+
+    let (app, app_password) = account("todir");
+    let body = token("to-directory-user");
+    let (sent, said) = submit(
+        mail.submission_port(),
+        (&app, &app_password),
+        &app,
+        &address.to_uppercase(),
+        &body,
+        &[],
+    );
+    assert!(sent && said.contains("250 2.0.0 Ok: queued"), "{said}");
+    let inbox = format!("imap://127.0.0.1:{}/INBOX;UID=1", mail.imap_port());
+    assert!(
+        fetch_until(&inbox, &address, &password, &body).is_some(),
+        "not delivered to the directory user"
+    );
+    let maildir = mail
+        .dir()
+        .join("mail/users")
+        .join(mail.domain())
+        .join(&username)
+        .join("Maildir");
+    assert!(maildir.is_dir(), "no {}", maildir.display());
+    assert!(mail.login_accepted_by("pop3", &address, &password).unwrap());
+    assert!(sieve_login(mail.sieve_port(), &address, &password).starts_with("OK"));
+    assert!(
+        !mail
+            .login_accepted_by("imap", &address, "not-the-password")
+            .unwrap()
+    );
+
+    // Sends as themselves, in any case, and as nobody else.
+    let (sent, said) = submit(
+        mail.smtps_port(),
+        (&address, &password),
+        &address.to_uppercase(),
+        &app,
+        "from the directory",
+        &["--tls-on-connect"],
+    );
+    assert!(sent && said.contains("queued"), "{said}");
+    let (sent, said) = submit(
+        mail.submission_port(),
+        (&address, &password),
+        &app,
+        &app,
+        "spoofed",
+        &[],
+    );
+    assert!(!sent && said.contains("Sender address rejected"), "{said}");
+
+    // An app's account with the same address is another mailbox: its password opens the app's
+    // (empty) one, the directory password still the user's.
+    mail.add_account(&address, &app_password).unwrap();
+    let listing = curl(
+        &format!("imap://127.0.0.1:{}/INBOX?ALL", mail.imap_port()),
+        &address,
+        &app_password,
+    );
+    assert!(listing.status.success(), "{listing:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&listing.stdout).trim(),
+        "* SEARCH",
+        "the app's password opens a mailbox with mail in it"
+    );
+    assert!(fetch_until(&inbox, &address, &password, &body).is_some());
+    mail.remove_account(&address).unwrap();
+}
+
+#[test]
+fn the_store_and_the_directory_settings_are_closed_to_other_users() {
+    if !runnable() {
+        return;
+    }
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mail = server();
+    let db = mail.accounts_db();
+    let read_as = |user: &str| {
+        Command::new("setpriv")
+            .arg(format!("--reuid={user}"))
+            .arg(format!("--regid={user}"))
+            .args([
+                "--clear-groups",
+                "--",
+                "sqlite3",
+                "-init",
+                "/dev/null",
+                "-readonly",
+            ])
+            .arg(&db)
+            .arg("SELECT count(*) FROM accounts WHERE addon = 'postmaster'")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // Postfix's and Dovecot's users read it, without any supplementary group.
+    for user in ["postfix", "dovecot"] {
+        let output = read_as(user);
+        assert!(output.status.success(), "{user}: {output:?}");
+        assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "1");
+    }
+    let output = read_as("nobody");
+    assert!(
+        !output.status.success(),
+        "nobody reads the accounts: {output:?}"
+    );
+
+    let meta = std::fs::metadata(&db).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o440);
+    let dir = std::fs::metadata(db.parent().unwrap()).unwrap();
+    assert_eq!(dir.uid(), 0);
+    assert_eq!(
+        dir.permissions().mode() & 0o022,
+        0,
+        "others may create files"
+    );
+    for file in [
+        mail.dir().join("dovecot-ldap.conf.ext"),
+        mail.dir().join("postfix/etc/recipients-ldap.cf"),
+        mail.dir().join("ldap-bind-password"),
+    ] {
+        let meta = std::fs::metadata(&file).unwrap();
+        assert_eq!(
+            meta.permissions().mode() & 0o007,
+            0,
+            "{} is open to others",
+            file.display()
+        );
+        assert_eq!(meta.uid(), 0, "{}", file.display());
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            text.contains(
+                fleet_shared::testkit::LdapServer::shared()
+                    .unwrap()
+                    .admin_password()
+            )
+        );
+    }
+}
+
+#[test]
+fn an_unreachable_milter_tempfails_submission() {
+    if !runnable() {
+        return;
+    }
+    // Nothing listens there.
+    let milter = format!(
+        "inet:127.0.0.1:{}",
+        fleet_shared::testkit::free_port().unwrap()
+    );
+    let mail = MailServer::start_with(None, &[("MAIL_MILTER", &milter)]).unwrap();
+    let (app, password) = (format!("milter@{}", mail.domain()), "milter-pw".to_owned());
+    mail.add_account(&app, &password).unwrap();
+    let (sent, said) = submit(
+        mail.submission_port(),
+        (&app, &password),
+        &app,
+        &app,
+        "unchecked",
+        &[],
+    );
+    // Postfix tempfails the session from the connection on (the milter's 451 4.7.1 at
+    // CONNECT, in its log), so AUTH already gets 454 4.3.0: a 4xx, never a 5xx or a queue id.
+    assert!(!sent, "{said}");
+    assert!(
+        said.lines().any(|line| line.starts_with("<** 4")),
+        "no temporary failure: {said}"
+    );
+    assert!(
+        !said.contains("<** 5") && !said.contains("queued"),
+        "{said}"
+    );
+    let master_cf = std::fs::read_to_string(mail.dir().join("postfix/etc/master.cf")).unwrap();
+    assert_eq!(
+        master_cf
+            .matches(&format!("smtpd_milters={milter}"))
+            .count(),
+        2
+    );
+    // The shared server has none.
+    let shared = std::fs::read_to_string(server().dir().join("postfix/etc/master.cf")).unwrap();
+    assert!(!shared.contains("smtpd_milters"), "{shared}");
 }

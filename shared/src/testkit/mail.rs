@@ -1,66 +1,108 @@
 //! A private Postfix + Dovecot, set up by `deploy/mail/cluster.sh` like the one `make up`
 //! starts: SMTP submission (plain and implicit TLS) with Dovecot's SASL, IMAP(S), POP3(S) and
-//! ManageSieve for the accounts of the Dovecot passwd-file `DIR/passwd`, and delivery of the
-//! mail domain's mail to Dovecot over LMTP. An account may only send as its own address.
+//! ManageSieve for the accounts of the SQLite store `DIR/accounts/accounts.db`
+//! (`deploy/mail/accounts.sql`), and delivery of the mail domain's mail to Dovecot over LMTP.
+//! An account may only send as its own address.
 //!
 //! Ports are a block from the base port on (the script's offsets): tests reach each through
 //! its accessor. Accounts are added the way the mail service adds them: a `{SHA512-CRYPT}` hash
-//! made by `doveadm pw` (the password on its stdin, never on a command line), the whole file
-//! replaced atomically, then a wait until Dovecot accepts the login, since Dovecot re-reads the
-//! file on its own (on an mtime or size change, at most once a second).
+//! made by `doveadm pw` (the password on its stdin, never on a command line) written in one
+//! transaction (the sqlite3 CLI, as root). Dovecot and Postfix read the database at every login
+//! and RCPT, so a change counts at once: no reload, no wait.
+//!
+//! [`MailServer::shared`] also serves the directory's users (`MAIL_LDAP_URL`), against
+//! [`LdapServer::shared`], bound as its administrator.
 
 use std::{
     fs,
     io::Write,
-    os::unix::fs::{MetadataExt, OpenOptionsExt},
+    os::unix::fs::{OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
-    sync::{
-        Mutex, OnceLock,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    sync::OnceLock,
 };
 
-use super::{TestkitError, Watched, accepts_tcp, deploy_script, free_port_block};
+use super::{LdapServer, TestkitError, Watched, accepts_tcp, deploy_script, free_port_block};
 
 /// How many ports the server takes from its base port on (submission ... LMTP).
 const PORTS: u16 = 8;
 
-/// How long a new or changed account may take to be accepted by Dovecot.
-const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// The `app_id` of the rows this kit writes.
+const APP_ID: &str = "testkit";
 
 /// A running Postfix + Dovecot on 127.0.0.1. Stopped when dropped or when the test process
 /// exits.
 pub struct MailServer {
     server: Watched,
     domain: String,
-    /// Serialises this process's rewrites of the passwd-file (two writers rewriting one file
-    /// would lose an entry).
-    passwd_lock: Mutex<()>,
+    /// The directory it serves users of, if any.
+    directory: Option<Directory>,
+}
+
+/// The directory (slapd) a server serves users of, and the account it binds as.
+struct Directory {
+    url: String,
+    bind_dn: String,
+    /// The bind password, in a 0600 file of the server's directory.
+    password_file: PathBuf,
 }
 
 impl MailServer {
-    /// One server shared by all tests of this process, started on first use.
+    /// One server shared by all tests of this process, started on first use, with the users of
+    /// [`LdapServer::shared`] (bound as its administrator).
     pub fn shared() -> Result<&'static Self, TestkitError> {
         static SHARED: OnceLock<Result<MailServer, String>> = OnceLock::new();
         SHARED
-            .get_or_init(|| Self::start().map_err(|e| e.0))
+            .get_or_init(|| {
+                LdapServer::shared()
+                    .and_then(|ldap| Self::start_with(Some(ldap), &[]))
+                    .map_err(|e| e.0)
+            })
             .as_ref()
             .map_err(|e| TestkitError(e.clone()))
     }
 
-    /// Starts a new server (as root: both masters start as root and drop privileges).
+    /// Starts a new server (as root: both masters start as root and drop privileges), without
+    /// directory users.
     pub fn start() -> Result<Self, TestkitError> {
-        let script = deploy_script("mail/cluster.sh");
+        Self::start_with(None, &[])
+    }
+
+    /// Starts a new server with the users of `ldap` (bound as its administrator, whose
+    /// password goes into a 0600 file of the server's directory) if given, and the script's
+    /// settings `env` (`MAIL_MILTER`, `MAIL_DOMAIN`...) for both its init and its run.
+    pub fn start_with(
+        ldap: Option<&LdapServer>,
+        env: &[(&str, &str)],
+    ) -> Result<Self, TestkitError> {
+        let mut settings: Vec<(String, String)> = env
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        if let Some(ldap) = ldap {
+            settings.push(("MAIL_LDAP_URL".to_owned(), ldap.url()));
+            settings.push((
+                "MAIL_LDAP_BIND_DN".to_owned(),
+                LdapServer::ADMIN_DN.to_owned(),
+            ));
+        }
+        // The script runs under the kit's watchdog, which passes no environment of its own: a
+        // wrapper sets it (and puts the bind password into DIR at init). Needed only until the
+        // server runs, so it is removed when this returns.
+        let wrapper = Wrapper::new(
+            &deploy_script("mail/cluster.sh"),
+            &settings,
+            ldap.map(LdapServer::admin_password),
+        )?;
         let server = Watched::start_on(
             "mail",
-            &script,
+            wrapper.script(),
             &[],
             "TERM",
             || free_port_block(PORTS),
             |port| (0..PORTS).all(|offset| accepts_tcp(port + offset)),
         )?;
+        drop(wrapper);
         let domains = fs::read_to_string(server.base.join("domains"))
             .map_err(|e| TestkitError::new(format!("cannot read the mail domains: {e}")))?;
         let domain = domains
@@ -68,10 +110,15 @@ impl MailServer {
             .next()
             .ok_or_else(|| TestkitError::new("no mail domain in DIR/domains"))?
             .to_owned();
+        let directory = ldap.map(|ldap| Directory {
+            url: ldap.url(),
+            bind_dn: LdapServer::ADMIN_DN.to_owned(),
+            password_file: server.base.join(Wrapper::BIND_PASSWORD_FILE),
+        });
         Ok(Self {
             server,
             domain,
-            passwd_lock: Mutex::new(()),
+            directory,
         })
     }
 
@@ -80,14 +127,14 @@ impl MailServer {
         &self.domain
     }
 
-    /// The server's directory (configurations, certificate, passwd-files, mailboxes).
+    /// The server's directory (configurations, certificate, accounts store, mailboxes).
     pub fn dir(&self) -> &Path {
         &self.server.base
     }
 
-    /// Dovecot's passwd-file of the accounts.
-    pub fn passwd_file(&self) -> PathBuf {
-        self.dir().join("passwd")
+    /// The accounts store (`deploy/mail/accounts.sql`), which Dovecot and Postfix read.
+    pub fn accounts_db(&self) -> PathBuf {
+        self.dir().join("accounts/accounts.db")
     }
 
     /// The rendered Dovecot configuration (for `doveadm -c`).
@@ -151,39 +198,91 @@ impl MailServer {
         self.server.port + 7
     }
 
-    /// Adds the account `address` (or changes its password) and returns once Dovecot accepts
-    /// the login.
+    /// Adds the account `address` with `password` for both sending and receiving (a
+    /// `sendmail` and a `recvmail` row, app `testkit`), or changes its password, in one
+    /// transaction, and checks that Dovecot accepts the login right away.
     pub fn add_account(&self, address: &str, password: &str) -> Result<(), TestkitError> {
-        let address = address.to_ascii_lowercase();
-        let valid_address = address.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
-        }) && !address
-            .chars()
-            .any(|c| c == ':' || c.is_whitespace() || c.is_control());
-        if !valid_address {
-            return Err(TestkitError::new(format!(
-                "not an account address: {address:?}"
-            )));
-        }
+        let address = account_address(address)?;
         let hash = hash_password(password)?;
-        {
-            let _guard = self
-                .passwd_lock
-                .lock()
-                .map_err(|_| TestkitError::new("the passwd-file lock is poisoned"))?;
-            replace_line(&self.passwd_file(), &address, &format!("{address}:{hash}"))?;
+        let rows = ["sendmail", "recvmail"]
+            .map(|addon| row_values(&address, addon, &hash))
+            .join(", ");
+        self.sql(&format!(
+            "BEGIN;\nINSERT OR REPLACE INTO accounts (address, addon, app_id, password) \
+             VALUES {rows};\nCOMMIT;\n"
+        ))?;
+        if self.login_accepted(&address, password)? {
+            Ok(())
+        } else {
+            Err(TestkitError::new(format!(
+                "Dovecot does not accept the new account {address}"
+            )))
         }
-        self.wait_for_login(&address, password)
+    }
+
+    /// Writes the one row (`address`, `addon`) with `password` (INSERT OR REPLACE, app
+    /// `testkit`), as the mail service does for a single addon; nothing else is checked.
+    pub fn add_account_row(
+        &self,
+        address: &str,
+        addon: &str,
+        password: &str,
+    ) -> Result<(), TestkitError> {
+        let address = account_address(address)?;
+        let hash = hash_password(password)?;
+        self.sql(&format!(
+            "INSERT OR REPLACE INTO accounts (address, addon, app_id, password) VALUES {};\n",
+            row_values(&address, addon, &hash)
+        ))
+    }
+
+    /// Removes every row of `address` (one transaction, effective at the next login).
+    pub fn remove_account(&self, address: &str) -> Result<(), TestkitError> {
+        let address = account_address(address)?;
+        self.sql(&format!(
+            "DELETE FROM accounts WHERE address = {};\n",
+            sql_quote(&address)
+        ))
+    }
+
+    /// Runs `script` against the accounts store with the sqlite3 CLI (as root, waiting up to
+    /// 10 s for a concurrent writer).
+    fn sql(&self, script: &str) -> Result<(), TestkitError> {
+        let mut command = Command::new("sqlite3");
+        command
+            .args(["-init", "/dev/null", "-batch", "-bail"])
+            .arg(self.accounts_db());
+        let output = with_stdin(command, &format!(".timeout 10000\n{script}"), "sqlite3")?;
+        if output.status.success() && output.stderr.is_empty() {
+            Ok(())
+        } else {
+            Err(TestkitError::new(format!(
+                "sqlite3 failed ({}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            )))
+        }
     }
 
     /// Whether Dovecot accepts `address` with `password` now (`doveadm auth test`, the
-    /// password on its stdin).
+    /// password on its stdin), as service `doveadm` (which takes recvmail rows).
     pub fn login_accepted(&self, address: &str, password: &str) -> Result<bool, TestkitError> {
-        let output = self.auth_test(address, password)?;
-        Ok(output.status.success())
+        self.login_accepted_by("doveadm", address, password)
     }
 
-    fn auth_test(&self, address: &str, password: &str) -> Result<Output, TestkitError> {
+    /// Whether Dovecot accepts `address` with `password` now for `service` (`smtp`, as
+    /// Postfix's SASL asks, `imap`, `pop3`, `sieve`...).
+    pub fn login_accepted_by(
+        &self,
+        service: &str,
+        address: &str,
+        password: &str,
+    ) -> Result<bool, TestkitError> {
+        if service.is_empty() || !service.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(TestkitError::new(format!(
+                "not a service name: {service:?}"
+            )));
+        }
         // setsid: no controlling terminal, so that doveadm reads the password from stdin.
         let mut command = Command::new("setsid");
         command
@@ -191,54 +290,102 @@ impl MailServer {
             .arg("doveadm")
             .arg("-c")
             .arg(self.dovecot_conf())
-            .args(["auth", "test", address]);
-        with_stdin(command, &format!("{password}\n"), "doveadm auth test")
-    }
-
-    fn wait_for_login(&self, address: &str, password: &str) -> Result<(), TestkitError> {
-        let deadline = Instant::now() + LOGIN_TIMEOUT;
-        loop {
-            // A refused login costs Dovecot's failure delay (seconds), a lookup nothing: a
-            // login is only tried once Dovecot knows the account (a new one is then accepted
-            // at the first try).
-            let last_error = if self.known(address)? {
-                let output = self.auth_test(address, password)?;
-                if output.status.success() {
-                    return Ok(());
-                }
-                format!(
-                    "{}{}",
-                    String::from_utf8_lossy(&output.stdout),
-                    String::from_utf8_lossy(&output.stderr)
-                )
-            } else {
-                std::thread::sleep(Duration::from_millis(100));
-                "the passdb lookup does not find it".to_owned()
-            };
-            if Instant::now() >= deadline {
-                return Err(TestkitError::new(format!(
-                    "Dovecot does not accept {address} after {LOGIN_TIMEOUT:?}: {last_error}"
-                )));
-            }
-        }
-    }
-
-    /// Whether a passdb of Dovecot has `address` now (`doveadm auth lookup`).
-    fn known(&self, address: &str) -> Result<bool, TestkitError> {
-        let output = Command::new("doveadm")
-            .arg("-c")
-            .arg(self.dovecot_conf())
-            .args(["auth", "lookup", address])
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| TestkitError::new(format!("cannot run doveadm auth lookup: {e}")))?;
+            .args(["auth", "test", "-x"])
+            .arg(format!("service={service}"))
+            .arg(address);
+        let output = with_stdin(command, &format!("{password}\n"), "doveadm auth test")?;
         Ok(output.status.success())
+    }
+
+    /// Adds the directory user `cn=<username>,ou=users,dc=cloudron` with `mail` and
+    /// `password` (as the ldap service does: an entry of objectClass `user`, then the password
+    /// set by the Password Modify operation), bound as the server's bind account.
+    pub fn add_directory_user(
+        &self,
+        username: &str,
+        mail: &str,
+        password: &str,
+    ) -> Result<(), TestkitError> {
+        let directory = self
+            .directory
+            .as_ref()
+            .ok_or_else(|| TestkitError::new("this mail server serves no directory"))?;
+        let plain = |value: &str| {
+            !value.is_empty()
+                && value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "@.-_".contains(c))
+        };
+        if !plain(username) || !plain(mail) || password.contains(['\n', '\r']) {
+            return Err(TestkitError::new(format!(
+                "not a plain directory user: {username:?} {mail:?}"
+            )));
+        }
+        let dn = format!("cn={username},ou=users,dc=cloudron");
+        let ldif = format!(
+            "dn: {dn}\nobjectClass: top\nobjectClass: person\nobjectClass: organizationalPerson\n\
+             objectClass: inetOrgPerson\nobjectClass: user\ncn: {username}\nsn: {username}\n\
+             uid: {username}\nusername: {username}\nsAMAccountName: {username}\n\
+             objectCategory: person\nmail: {mail}\n"
+        );
+        let mut add = Command::new("ldapadd");
+        add.args(["-x", "-H", &directory.url, "-D", &directory.bind_dn, "-y"])
+            .arg(&directory.password_file);
+        checked(with_stdin(add, &ldif, "ldapadd")?, "ldapadd")?;
+        // The new password from a 0600 file in the server's directory, gone when done.
+        let password_file = tempfile::Builder::new()
+            .prefix("directory-user-")
+            .tempfile_in(self.dir())
+            .map_err(|e| TestkitError::new(format!("cannot create a temp file: {e}")))?;
+        fs::write(password_file.path(), password)
+            .map_err(|e| TestkitError::new(format!("cannot write a temp file: {e}")))?;
+        let mut set = Command::new("ldappasswd");
+        set.args(["-x", "-H", &directory.url, "-D", &directory.bind_dn, "-y"])
+            .arg(&directory.password_file)
+            .arg("-T")
+            .arg(password_file.path())
+            .arg(&dn);
+        checked(with_stdin(set, "", "ldappasswd")?, "ldappasswd")
     }
 
     /// Stops the server and waits until it is gone.
     pub fn stop(&mut self) -> Result<(), TestkitError> {
         self.server.stop()
     }
+}
+
+/// `address` in lower case, if it is one the store takes (`local@domain`, nothing that would
+/// need quoting in a path or a configuration).
+fn account_address(address: &str) -> Result<String, TestkitError> {
+    let address = address.to_ascii_lowercase();
+    let valid = address.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+    }) && !address
+        .chars()
+        .any(|c| c == '/' || c == '\'' || c.is_whitespace() || c.is_control());
+    if valid {
+        Ok(address)
+    } else {
+        Err(TestkitError::new(format!(
+            "not an account address: {address:?}"
+        )))
+    }
+}
+
+/// `(address, addon, app_id, password)` as an SQL row of values.
+fn row_values(address: &str, addon: &str, hash: &str) -> String {
+    format!(
+        "({}, {}, {}, {})",
+        sql_quote(address),
+        sql_quote(addon),
+        sql_quote(APP_ID),
+        sql_quote(hash)
+    )
+}
+
+/// `value` as an SQL string literal.
+fn sql_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
 }
 
 /// `password` hashed by `doveadm pw` as `{SHA512-CRYPT}...`. The password goes on stdin twice:
@@ -283,54 +430,79 @@ fn with_stdin(mut command: Command, input: &str, what: &str) -> Result<Output, T
         .map_err(|e| TestkitError::new(format!("cannot wait for {what}: {e}")))
 }
 
-/// Replaces the line of `address` in the passwd-file `file` (or appends one) by writing a
-/// temp file next to it, with the file's owner, group and mode, and renaming it over the file.
-/// Its mtime is moved past the old one's second: Dovecot notices a change by mtime and size
-/// only, and a new hash of the same length written within the same second would go unseen.
-fn replace_line(file: &Path, address: &str, line: &str) -> Result<(), TestkitError> {
-    static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-    let error = |what: &str, e: std::io::Error| {
-        TestkitError::new(format!("cannot {what} {}: {e}", file.display()))
-    };
-    let old = fs::read_to_string(file).map_err(|e| error("read", e))?;
-    let meta = fs::metadata(file).map_err(|e| error("stat", e))?;
-    let mut text: String = old
-        .lines()
-        .filter(|existing| {
-            existing
-                .split_once(':')
-                .is_none_or(|(key, _)| !key.eq_ignore_ascii_case(address))
-        })
-        .flat_map(|existing| [existing, "\n"])
-        .collect();
-    text.push_str(line);
-    text.push('\n');
+/// `output` if its command succeeded, else an error with what it said.
+fn checked(output: Output, what: &str) -> Result<(), TestkitError> {
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(TestkitError::new(format!(
+            "{what} failed ({}): {}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )))
+    }
+}
 
-    let temp = file.with_file_name(format!(
-        ".passwd.{}.{}.tmp",
-        std::process::id(),
-        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let write = || -> std::io::Result<()> {
-        let mut out = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temp)?;
-        out.write_all(text.as_bytes())?;
-        std::os::unix::fs::fchown(&out, Some(meta.uid()), Some(meta.gid()))?;
-        out.set_permissions(meta.permissions())?;
-        let old_second = u64::try_from(meta.mtime()).unwrap_or(0);
-        let now = SystemTime::now();
-        let now_second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        if now_second <= old_second {
-            out.set_modified(UNIX_EPOCH + Duration::from_secs(old_second + 1))?;
+/// A shell script in a private temp dir that runs `deploy/mail/cluster.sh` with settings in
+/// its environment and, at init, puts the LDAP bind password into DIR (0600).
+struct Wrapper {
+    /// Removed when dropped.
+    _dir: tempfile::TempDir,
+    script: String,
+}
+
+impl Wrapper {
+    /// The bind password's file in the server's directory.
+    const BIND_PASSWORD_FILE: &str = "ldap-bind-password";
+
+    fn new(
+        cluster: &str,
+        settings: &[(String, String)],
+        bind_password: Option<&str>,
+    ) -> Result<Self, TestkitError> {
+        let error = |e: std::io::Error| TestkitError::new(format!("cannot write a wrapper: {e}"));
+        let dir = tempfile::Builder::new()
+            .prefix("fleet-mail-wrapper-")
+            .tempdir()
+            .map_err(error)?;
+        let mut text = String::from("#!/bin/sh\nset -eu\n");
+        for (name, value) in settings {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(TestkitError::new(format!("not a variable name: {name:?}")));
+            }
+            text.push_str(&format!("export {name}={}\n", shell_quote(value)));
         }
-        out.sync_all()?;
-        fs::rename(&temp, file)
-    };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&temp);
-        error("replace", e)
-    })
+        if let Some(password) = bind_password {
+            let source = dir.path().join(Self::BIND_PASSWORD_FILE);
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&source)
+                .and_then(|mut file| file.write_all(password.as_bytes()))
+                .map_err(error)?;
+            let source = shell_quote(&source.display().to_string());
+            let name = Self::BIND_PASSWORD_FILE;
+            text.push_str(&format!(
+                "if [ \"$1\" = init ]; then install -m 0600 -o root -g root {source} \"$2/{name}\"; fi\n\
+                 export MAIL_LDAP_BIND_PASSWORD_FILE=\"$2/{name}\"\n"
+            ));
+        }
+        text.push_str(&format!("exec {} \"$@\"\n", shell_quote(cluster)));
+        let script = dir.path().join("cluster.sh");
+        fs::write(&script, text).map_err(error)?;
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o700)).map_err(error)?;
+        let script = script.display().to_string();
+        Ok(Self { _dir: dir, script })
+    }
+
+    fn script(&self) -> &str {
+        &self.script
+    }
+}
+
+/// `value` single-quoted for sh.
+fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
 }

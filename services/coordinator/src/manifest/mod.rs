@@ -169,15 +169,20 @@ impl Manifest {
                 "sendmail" => {
                     let optional = o.boolean("optional");
                     let supports_display_name = o.boolean("supportsDisplayName");
+                    let requires_valid_certificate = o.boolean("requiresValidCertificate");
                     manifest.provision(
                         "sendmail",
                         Options::Sendmail(SendmailOptions {
                             optional,
                             supports_display_name,
+                            requires_valid_certificate,
+                            ..SendmailOptions::default()
                         }),
                     );
                 }
-                "recvmail" => manifest.provision("recvmail", Options::Recvmail(RecvmailOptions {})),
+                "recvmail" => {
+                    manifest.provision("recvmail", Options::Recvmail(RecvmailOptions::default()));
+                }
                 "email" => manifest.provision("email", Options::Email(EmailOptions {})),
                 "turn" => manifest.provision("turn", Options::Turn(TurnOptions {})),
                 "docker" => manifest.provision("docker", Options::Docker(DockerOptions {})),
