@@ -26,3 +26,4 @@ bench: deps
 	cargo bench -p fleet-redis --bench instances
 	cargo bench -p fleet-ldap --bench directory
 	cargo bench -p fleet-oidc --bench tokens
+	cargo bench -p fleet-mail --bench mail

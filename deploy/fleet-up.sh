@@ -15,7 +15,10 @@
 # .fleet/mongodb), FLEET_UP_MONGODB_PORT (50053), FLEET_UP_SLAPD_PORT (53890: OpenLDAP slapd,
 # data under .fleet/ldap), FLEET_UP_LDAP_PORT (50055), FLEET_UP_OIDC_PORT (50056: gRPC) and
 # FLEET_UP_OIDC_HTTP_PORT (8056: the OpenID provider, issuer http://127.0.0.1:8056, state in
-# .fleet/oidc.db, apps' origins http://). The coordinator keeps its app records
+# .fleet/oidc.db, apps' origins http://), FLEET_UP_MAIL_SERVER_PORT (2525: Postfix + Dovecot
+# on 2525-2532, mail domain FLEET_UP_MAIL_DOMAIN or example.test, data under .fleet/mail, as
+# root only), FLEET_UP_MAIL_PORT (50057) and FLEET_UP_MAIL_MILTER_PORT (8057: the From-header
+# check Postfix calls). The coordinator keeps its app records
 # in .fleet/coordinator.db (SQLite). As root, slapd runs as user openldap and SecantusDB as
 # user fleet-mongodb, each in a directory only it can enter. SecantusDB is a MongoDB STAND-IN
 # for development and tests only: it does not enforce all of its own access control
@@ -35,6 +38,9 @@ slapd_port=${FLEET_UP_SLAPD_PORT:-53890}
 ldap_port=${FLEET_UP_LDAP_PORT:-50055}
 oidc_port=${FLEET_UP_OIDC_PORT:-50056}
 oidc_http_port=${FLEET_UP_OIDC_HTTP_PORT:-8056}
+mail_server_port=${FLEET_UP_MAIL_SERVER_PORT:-2525}
+mail_port=${FLEET_UP_MAIL_PORT:-50057}
+mail_milter_port=${FLEET_UP_MAIL_MILTER_PORT:-8057}
 say() { echo "fleet-up: $*"; }
 
 bash "$root/deploy/install-deps.sh"
@@ -131,6 +137,30 @@ track $! TERM
 wait_port slapd "$slapd_port" "${pids[0]}"
 say "slapd on 127.0.0.1:$slapd_port (log: $ldap_dir/server.log)"
 
+# --- Postfix + Dovecot (backend of the mail addons); directory users log in against slapd.
+# Both masters start only as root: without root the mail addons are left out.
+mail_dir="$state/mail"
+mail_url=()
+if [ "$(id -u)" = 0 ]; then
+    if [ ! -s "$mail_dir/domains" ]; then
+        mkdir -p "$mail_dir"
+        new_secret "$mail_dir/postmaster-password"
+        MAIL_DOMAIN="${FLEET_UP_MAIL_DOMAIN:-example.test}" \
+            "$root/deploy/mail/cluster.sh" init "$mail_dir" "$mail_dir/postmaster-password"
+        say "initialised the mail server in $mail_dir (postmaster's password: $mail_dir/postmaster-password)"
+    fi
+    MAIL_LDAP_URL="ldap://127.0.0.1:$slapd_port" MAIL_LDAP_BIND_DN="cn=admin,dc=cloudron" \
+        MAIL_LDAP_BIND_PASSWORD_FILE="$ldap_dir/admin-password" \
+        MAIL_MILTER="inet:127.0.0.1:$mail_milter_port" \
+        "$root/deploy/mail/cluster.sh" run "$mail_dir" "$mail_server_port" >"$state/mail-server.log" 2>&1 &
+    track $! TERM
+    wait_port "the mail server" "$mail_server_port" "${pids[0]}"
+    say "Postfix + Dovecot on 127.0.0.1:$mail_server_port-$((mail_server_port + 6)) (log: $state/mail-server.log)"
+    mail_url=(FLEET_COORDINATOR_MAIL_URL="http://127.0.0.1:$mail_port")
+else
+    say "the mail addons are left out: Postfix and Dovecot start only as root"
+fi
+
 # --- the services
 say "building the services (cargo build --release)"
 cargo build --release --bins --manifest-path "$root/Cargo.toml"
@@ -185,7 +215,16 @@ track $! TERM
 wait_port fleet-oidc "$oidc_port" "${pids[0]}"
 wait_port "fleet-oidc (provider)" "$oidc_http_port" "${pids[0]}"
 
-env "${common[@]}" FLEET_LISTEN="127.0.0.1:$coordinator_port" \
+if [ ${#mail_url[@]} -gt 0 ]; then
+    env "${common[@]}" FLEET_LISTEN="127.0.0.1:$mail_port" \
+        FLEET_MAIL_DIR="$mail_dir" FLEET_MAIL_PORT="$mail_server_port" \
+        FLEET_MAIL_MILTER_LISTEN="127.0.0.1:$mail_milter_port" \
+        "$bin/fleet-mail" &
+    track $! TERM
+    wait_port fleet-mail "$mail_port" "${pids[0]}"
+fi
+
+env "${common[@]}" "${mail_url[@]}" FLEET_LISTEN="127.0.0.1:$coordinator_port" \
     FLEET_COORDINATOR_MYSQL_URL="http://127.0.0.1:$mysql_port" \
     FLEET_COORDINATOR_POSTGRESQL_URL="http://127.0.0.1:$postgresql_port" \
     FLEET_COORDINATOR_REDIS_URL="http://127.0.0.1:$redis_port" \
@@ -203,6 +242,7 @@ cat <<EOT
 fleet-up: the fleet is up. Services (gRPC, reflection on; calls need the bearer token):
   coordinator  127.0.0.1:$coordinator_port
   ldap         127.0.0.1:$ldap_port (also fleet.directory.v1.Directory; slapd: ldap://127.0.0.1:$slapd_port)
+  mail         127.0.0.1:$mail_port (root only; SMTP submission 127.0.0.1:$mail_server_port, IMAP $((mail_server_port + 2)))
   mysql        127.0.0.1:$mysql_port
   oidc         127.0.0.1:$oidc_port (OpenID provider: http://127.0.0.1:$oidc_http_port/.well-known/openid-configuration)
   mongodb      127.0.0.1:$mongodb_port (backend: SecantusDB, a stand-in for development and tests only)
@@ -232,6 +272,10 @@ Try:
       -d '{"app_id": "chat", "app_domain": "chat.localhost", "oidc": {"login_redirect_uris": ["/callback"]}}' \\
       127.0.0.1:$oidc_port fleet.addon.v1.Addon/Provision
   (then sign in by hand: services/oidc/README.md)
+  grpcurl -plaintext -H "authorization: Bearer \$(cat .fleet/token)" \\
+      -d '{"app_id": "blog", "app_domain": "blog.localhost", "addons": {"sendmail": {}, "recvmail": {}}}' \\
+      127.0.0.1:$coordinator_port fleet.coordinator.v1.Coordinator/InstallApp
+  (then send and read mail with the bundle: services/mail/README.md)
 
 Logs (JSON) follow below. Ctrl-C stops everything.
 EOT

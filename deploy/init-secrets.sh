@@ -11,7 +11,8 @@
 #   - uid 10001, the `fleet` user of deploy/Dockerfile, for every file: the services read the
 #     master key, the token and the admin passwords. The postgres and mariadb images read their
 #     password as root (their entrypoints load *_PASSWORD_FILE before dropping to their user),
-#     and so does the slapd image (deploy/ldap/cluster.sh init), so 10001 suits them too.
+#     and so do the slapd and mail-server images (deploy/ldap/cluster.sh init,
+#     deploy/mail/cluster.sh init), so 10001 suits them too.
 #   - uid 999 for mongod-root-password, a copy of mongo-password: the official mongo image reads
 #     MONGO_INITDB_ROOT_PASSWORD_FILE on every start after dropping to its user `mongodb`
 #     (999), and one 0600 file cannot have two owners. Mount this copy into the mongo container
@@ -22,7 +23,8 @@ umask 077
 
 fleet_uid=10001 # `useradd --uid 10001 ... fleet` in deploy/Dockerfile
 mongod_uid=999  # user `mongodb` of the official mongo image
-secrets=(master.key token postgres-password mariadb-password mongo-password ldap-password)
+secrets=(master.key token postgres-password mariadb-password mongo-password ldap-password
+    mail-postmaster-password)
 
 dir=${1:-"$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/secrets"}
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }

@@ -15,13 +15,14 @@ const FLEET_UID: u32 = 10001;
 /// The official mongo image's `mongodb` user.
 const MONGOD_UID: u32 = 999;
 /// What docker-compose.yml mounts, and the mongo container's copy of its password.
-const FILES: [&str; 7] = [
+const FILES: [&str; 8] = [
     "master.key",
     "token",
     "postgres-password",
     "mariadb-password",
     "mongo-password",
     "ldap-password",
+    "mail-postmaster-password",
     "mongod-root-password",
 ];
 

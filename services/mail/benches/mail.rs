@@ -7,7 +7,8 @@
 //! hashed with SHA512-CRYPT, one `BEGIN IMMEDIATE` transaction on the accounts store); the
 //! direct write is the same hash and the same `INSERT` on a connection kept open, which is the
 //! floor any way of writing the account has. Delivery is ROUNDS messages sent by lettre over
-//! a pool of submission connections (AUTH, sender checks, queue, LMTP into the mailbox) and
+//! a pool of submission connections (AUTH, sender checks, the service's From-header milter,
+//! queue, LMTP into the mailbox) and
 //! counted in the mailbox over IMAP.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -22,6 +23,7 @@ use fleet_shared::{
     testkit::{
         MailServer,
         bench::Samples,
+        free_port,
         harness::{InProcess, TestSecrets, addon_client},
         host::running_as_root,
     },
@@ -46,11 +48,14 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let server = MailServer::start().expect("the mail server");
-    runtime.block_on(run(&server, rounds));
+    let milter_port = free_port().unwrap();
+    let milter = format!("inet:127.0.0.1:{milter_port}");
+    let server =
+        MailServer::start_with(None, &[("MAIL_MILTER", &milter)]).expect("the mail server");
+    runtime.block_on(run(&server, milter_port, rounds));
 }
 
-async fn run(server: &MailServer, rounds: usize) {
+async fn run(server: &MailServer, milter_port: u16, rounds: usize) {
     let secrets = TestSecrets::new().unwrap();
     let mut env = secrets.common_env();
     env.push((
@@ -60,6 +65,10 @@ async fn run(server: &MailServer, rounds: usize) {
     env.push((
         "FLEET_MAIL_PORT".to_owned(),
         server.submission_port().to_string(),
+    ));
+    env.push((
+        "FLEET_MAIL_MILTER_LISTEN".to_owned(),
+        format!("127.0.0.1:{milter_port}"),
     ));
     let service = InProcess::serve::<fleet_mail::Service>(env).await.unwrap();
     let token = std::fs::read_to_string(secrets.path("token")).unwrap();
@@ -182,7 +191,7 @@ async fn run(server: &MailServer, rounds: usize) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let total = started.elapsed();
-    println!("Delivery ({rounds} messages, lettre's connection pool):");
+    println!("Delivery ({rounds} messages, lettre's connection pool, the From-header milter on):");
     println!(
         "  submitted (accepted by Postfix)      {:>8.2} ms  ({:.0}/s)",
         submitted.as_secs_f64() * 1e3,

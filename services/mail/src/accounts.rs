@@ -5,10 +5,12 @@
 //! Every call opens its own short connection and writes in one `BEGIN IMMEDIATE`
 //! transaction: concurrent Provision calls, from this process or from other replicas on the
 //! same directory, queue on SQLite's lock instead of overwriting one another, and a store
-//! that went away is noticed at the next call. Dovecot reads the store at every login (no
+//! that went away is noticed at the next call. Writers of this process also queue on a lock
+//! of their own first: SQLite's busy handler waits by sleeping, which under contention costs
+//! far more than the commits themselves. Dovecot reads the store at every login (no
 //! cache), so a removed row refuses the very next login.
 
-use std::{path::PathBuf, time::Duration};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use fleet_shared::{AppId, Secret, error::AddonError};
 use sha_crypt::{Sha512Params, sha512_simple};
@@ -53,12 +55,17 @@ pub enum Removal {
 #[derive(Debug, Clone)]
 pub struct Accounts {
     db: PathBuf,
+    /// Taken by every write of this process before SQLite's own lock.
+    writers: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Accounts {
     /// The store in the file `db`, which `cluster.sh init` creates.
     pub fn new(db: PathBuf) -> Self {
-        Self { db }
+        Self {
+            db,
+            writers: Arc::default(),
+        }
     }
 
     async fn connect(&self) -> Result<SqliteConnection, AddonError> {
@@ -86,6 +93,7 @@ impl Accounts {
     ) -> Result<Put, AddonError> {
         let hash = hash(password).await?;
         let address = address.to_string();
+        let _writing = self.writers.lock().await;
         let mut conn = self.connect().await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(classify)?;
         let foreign: Option<(Option<String>,)> = sqlx::query_as(
@@ -141,6 +149,7 @@ impl Accounts {
         addon: &str,
         derived: &[Address],
     ) -> Result<Removal, AddonError> {
+        let _writing = self.writers.lock().await;
         let mut conn = self.connect().await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(classify)?;
         let removed: Vec<(String,)> = sqlx::query_as(

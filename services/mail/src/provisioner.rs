@@ -2,7 +2,7 @@
 //! POP3 access per app (`recvmail`), and the server's coordinates for webmail apps (`email`),
 //! whose users log in with their own directory accounts.
 
-use std::io::ErrorKind;
+use std::{io::ErrorKind, os::unix::fs::MetadataExt};
 
 use fleet_shared::{
     AppId,
@@ -108,10 +108,24 @@ impl Provisioner {
         if tokio::fs::try_exists(&to).await.unwrap_or(true) {
             return Ok(());
         }
-        if let Some(parent) = to.parent() {
-            tokio::fs::create_dir_all(parent)
+        let (Some(from_domain), Some(to_domain)) = (from.parent(), to.parent()) else {
+            return Ok(());
+        };
+        let Ok(owner) = tokio::fs::metadata(from_domain).await else {
+            // No mail yet: nothing to move.
+            return Ok(());
+        };
+        if !tokio::fs::try_exists(to_domain).await.unwrap_or(false) {
+            // A domain directory Dovecot will also create mailboxes in: its owner and mode,
+            // not the service's.
+            tokio::fs::create_dir_all(to_domain)
                 .await
-                .map_err(|e| io_error("create", parent, e))?;
+                .map_err(|e| io_error("create", to_domain, e))?;
+            std::os::unix::fs::chown(to_domain, Some(owner.uid()), Some(owner.gid()))
+                .map_err(|e| io_error("give to the mail user", to_domain, e))?;
+            tokio::fs::set_permissions(to_domain, owner.permissions())
+                .await
+                .map_err(|e| io_error("set the mode of", to_domain, e))?;
         }
         match tokio::fs::rename(&from, &to).await {
             Ok(()) => Ok(()),

@@ -7,6 +7,7 @@ mod support;
 
 mod install;
 mod limits;
+mod mail;
 mod oidc;
 mod paging;
 mod proxy_auth;

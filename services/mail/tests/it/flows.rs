@@ -273,3 +273,57 @@ async fn optional_sendmail_returns_nothing_and_removes_the_account() {
         "the account still sends"
     );
 }
+
+/// Adds `domain` to the shared server's mail domains (the service reads them at every call).
+fn add_domain(domain: &str) {
+    let file = server().dir().join("domains");
+    let text = std::fs::read_to_string(&file).unwrap();
+    if text.lines().any(|line| line.trim() == domain) {
+        return;
+    }
+    // Replaced whole, so that a concurrent reader sees the old list or the new one.
+    let temp = server()
+        .dir()
+        .join(format!("domains.{}.tmp", std::process::id()));
+    std::fs::write(&temp, format!("{}{domain}\n", text)).unwrap();
+    std::fs::rename(&temp, &file).unwrap();
+}
+
+#[tokio::test]
+async fn a_mailbox_moved_to_another_domain_keeps_its_mail_and_the_domain_stays_dovecots() {
+    if !runnable() {
+        return;
+    }
+    add_domain("second.test");
+    let mut mail = Mail::start().await;
+    let app = app("domainmove");
+    let first = mail.provision(&app, recvmail()).await.unwrap();
+    let kept = token("moved");
+    append(&first, &kept).await.unwrap();
+    let on_second = |name: &str| {
+        Options::Recvmail(RecvmailOptions {
+            mailbox_name: name.to_owned(),
+            mailbox_domain: "Second.Test".to_owned(),
+        })
+    };
+    let moved_name = format!("moved-{}", std::process::id());
+    let moved = mail.provision(&app, on_second(&moved_name)).await.unwrap();
+    assert_eq!(
+        moved["CLOUDRON_MAIL_TO"],
+        format!("{moved_name}@second.test")
+    );
+    assert_eq!(moved["CLOUDRON_MAIL_TO_DOMAIN"], "second.test");
+    assert!(
+        delivered_to_app(&moved, &kept).await,
+        "mail lost in the move"
+    );
+    // Another app's mailbox on that domain is made by Dovecot, as the mail user, beside it.
+    let other_name = format!("other-{}", std::process::id());
+    let other = mail
+        .provision(&app_id_other(&app), on_second(&other_name))
+        .await
+        .unwrap();
+    let fresh = token("fresh");
+    append(&other, &fresh).await.unwrap();
+    assert!(delivered_to_app(&other, &fresh).await);
+}

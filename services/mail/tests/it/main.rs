@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod conformance;
+mod debug_commands;
 mod email;
 mod flows;
 mod header_from;
