@@ -219,6 +219,8 @@ if [ ${#mail_url[@]} -gt 0 ]; then
     env "${common[@]}" FLEET_LISTEN="127.0.0.1:$mail_port" \
         FLEET_MAIL_DIR="$mail_dir" FLEET_MAIL_PORT="$mail_server_port" \
         FLEET_MAIL_MILTER_LISTEN="127.0.0.1:$mail_milter_port" \
+        FLEET_MAIL_LDAP_URL="ldap://127.0.0.1:$slapd_port" \
+        FLEET_MAIL_LDAP_BIND_PASSWORD_FILE="$ldap_dir/admin-password" \
         "$bin/fleet-mail" &
     track $! TERM
     wait_port fleet-mail "$mail_port" "${pids[0]}"

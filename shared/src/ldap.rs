@@ -1,7 +1,90 @@
-//! What the services that talk to slapd share (feature `ldap`): the result codes they tell
-//! apart, which ldap3 errors mean slapd cannot be reached, and reading an entry's attributes.
+//! What the services that talk to slapd share (feature `ldap`): the account a service reads
+//! the directory with (its `FLEET_<SERVICE>_LDAP_*` settings and the bound connection), the
+//! result codes they tell apart, which ldap3 errors mean slapd cannot be reached, and reading
+//! an entry's attributes.
 
-use ldap3::{LdapError, SearchEntry};
+use std::time::Duration;
+
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, SearchEntry};
+
+use crate::{Secret, config::EnvReader};
+
+/// The platform's users: `cn=<username>,ou=users,dc=cloudron` (`deploy/ldap`'s tree).
+pub const USERS_DN: &str = "ou=users,dc=cloudron";
+/// The directory administrator `deploy/ldap/cluster.sh` configures.
+pub const ADMIN_DN: &str = "cn=admin,dc=cloudron";
+/// How long connecting, and then each operation, may take unless `_LDAP_TIMEOUT_SECS` says.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The account a service reads the directory with.
+#[derive(Debug, Clone)]
+pub struct DirectoryAccount {
+    /// `ldap://HOST:PORT` or `ldaps://HOST:PORT` (`<PREFIX>_LDAP_URL`).
+    pub url: String,
+    /// The account (`<PREFIX>_LDAP_BIND_DN`, default [`ADMIN_DN`]): best an app's bind
+    /// account of the ldap addon, which reads exactly `ou=users` and `ou=groups`.
+    pub bind_dn: String,
+    /// Its password (`<PREFIX>_LDAP_BIND_PASSWORD_FILE`).
+    pub bind_password: Secret<String>,
+    /// How long connecting, and then each operation, may take (`<PREFIX>_LDAP_TIMEOUT_SECS`).
+    pub timeout: Duration,
+}
+
+impl DirectoryAccount {
+    /// Reads `<prefix>_LDAP_URL`, `_LDAP_BIND_DN`, `_LDAP_BIND_PASSWORD_FILE` and
+    /// `_LDAP_TIMEOUT_SECS` (`prefix` like `FLEET_OIDC`). Without a URL: a problem if
+    /// `required`, else `None` (the service runs without the directory).
+    pub fn read(env: &mut EnvReader, prefix: &str, required: bool) -> Option<Self> {
+        let url_name = format!("{prefix}_LDAP_URL");
+        let url = if required {
+            env.required(&url_name, "the directory's slapd, ldap://HOST:PORT")?
+        } else {
+            env.optional(&url_name)?
+        };
+        let bind_dn = env
+            .optional(&format!("{prefix}_LDAP_BIND_DN"))
+            .unwrap_or_else(|| ADMIN_DN.to_owned());
+        let password_name = format!("{prefix}_LDAP_BIND_PASSWORD_FILE");
+        let bind_password = env.secret_file(&password_name);
+        if bind_password.is_none() && env.optional(&password_name).is_none() {
+            env.problem(format!(
+                "{password_name} is required with {url_name}: a file holding the password of \
+                 {prefix}_LDAP_BIND_DN (an account that reads ou=users and ou=groups)"
+            ));
+        }
+        let timeout = env.seconds(&format!("{prefix}_LDAP_TIMEOUT_SECS"), DEFAULT_TIMEOUT);
+        Some(Self {
+            url,
+            bind_dn,
+            bind_password: bind_password?,
+            timeout,
+        })
+    }
+
+    /// A new, unbound connection to the directory, its driver on a task of its own. Connecting
+    /// times out after [`DirectoryAccount::timeout`]; callers time each operation with
+    /// `with_timeout` (ldap3's timeouts count for one operation).
+    pub async fn open(&self) -> Result<Ldap, LdapError> {
+        let settings = LdapConnSettings::new().set_conn_timeout(self.timeout);
+        let (driver, ldap) = LdapConnAsync::with_settings(settings, &self.url).await?;
+        tokio::spawn(async move {
+            if let Err(error) = driver.drive().await {
+                tracing::debug!(%error, "a connection to the directory (slapd) ended");
+            }
+        });
+        Ok(ldap)
+    }
+
+    /// A new connection bound as the account.
+    pub async fn connect(&self) -> Result<Ldap, LdapError> {
+        let mut ldap = self.open().await?;
+        ldap.with_timeout(self.timeout)
+            .simple_bind(&self.bind_dn, self.bind_password.expose())
+            .await?
+            .success()?;
+        Ok(ldap)
+    }
+}
 
 /// LDAP result codes (RFC 4511, appendix A).
 pub mod code {

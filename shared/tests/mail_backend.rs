@@ -20,25 +20,13 @@ use std::{
 };
 
 use base64::{Engine, engine::general_purpose::STANDARD};
-use fleet_shared::testkit::{MailServer, host::running_as_root};
+use fleet_shared::testkit::MailServer;
 
 /// How long delivery into a mailbox may take.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn server() -> &'static MailServer {
     MailServer::shared().expect("mail backend (deploy/install-deps.sh installs Postfix + Dovecot)")
-}
-
-/// Whether these tests can run here: Postfix's master process starts only as root. When not,
-/// says so on stderr (the test then checks nothing and says why).
-fn runnable() -> bool {
-    let root = running_as_root();
-    if !root {
-        eprintln!(
-            "SKIPPED: the mail backend needs root (Postfix's master process starts only as root)"
-        );
-    }
-    root
 }
 
 /// A fresh account `<name>-<unique>@<domain>` and its password, accepted by Dovecot.
@@ -165,7 +153,7 @@ fn fetch_until(url: &str, user: &str, password: &str, needle: &str) -> Option<St
 
 #[test]
 fn submission_delivers_into_the_mailbox_read_over_imap_imaps_pop3_and_pop3s() {
-    if !runnable() {
+    if !MailServer::runnable() {
         return;
     }
     let mail = server();
@@ -216,7 +204,7 @@ fn submission_delivers_into_the_mailbox_read_over_imap_imaps_pop3_and_pop3s() {
 
 #[test]
 fn smtps_submission_with_implicit_tls_delivers() {
-    if !runnable() {
+    if !MailServer::runnable() {
         return;
     }
     let mail = server();
@@ -247,7 +235,7 @@ fn smtps_submission_with_implicit_tls_delivers() {
 
 #[test]
 fn a_wrong_password_or_unknown_account_is_refused_with_535() {
-    if !runnable() {
+    if !MailServer::runnable() {
         return;
     }
     let mail = server();
@@ -282,7 +270,7 @@ fn a_wrong_password_or_unknown_account_is_refused_with_535() {
 
 #[test]
 fn an_account_sends_only_as_its_own_address() {
-    if !runnable() {
+    if !MailServer::runnable() {
         return;
     }
     let mail = server();
@@ -315,7 +303,7 @@ fn an_account_sends_only_as_its_own_address() {
 
 #[test]
 fn submission_refuses_anonymous_clients_and_offers_no_starttls() {
-    if !runnable() {
+    if !MailServer::runnable() {
         return;
     }
     let mail = server();
@@ -333,7 +321,7 @@ fn submission_refuses_anonymous_clients_and_offers_no_starttls() {
 
 #[test]
 fn the_tls_ports_present_the_servers_certificate() {
-    if !runnable() {
+    if !MailServer::runnable() {
         return;
     }
     let mail = server();
@@ -383,7 +371,7 @@ fn the_tls_ports_present_the_servers_certificate() {
 
 #[test]
 fn a_changed_password_takes_effect_and_the_old_one_is_refused() {
-    if !runnable() {
+    if !MailServer::runnable() {
         return;
     }
     let mail = server();
@@ -418,7 +406,7 @@ fn a_changed_password_takes_effect_and_the_old_one_is_refused() {
 
 #[test]
 fn postmaster_made_at_init_reads_mail_and_managesieve_accepts_logins() {
-    if !runnable() {
+    if !MailServer::runnable() {
         return;
     }
     let mail = server();
@@ -513,7 +501,7 @@ fn lmtp_rcpt(port: u16, address: &str) -> String {
 
 #[test]
 fn an_unknown_recipient_is_refused_at_rcpt_with_550() {
-    if !runnable() {
+    if !MailServer::runnable() {
         return;
     }
     let mail = server();
@@ -549,7 +537,7 @@ fn an_unknown_recipient_is_refused_at_rcpt_with_550() {
 
 #[test]
 fn sendmail_rows_only_submit_and_recvmail_rows_only_read_and_receive() {
-    if !runnable() {
+    if !MailServer::runnable() {
         return;
     }
     let mail = server();
@@ -629,7 +617,7 @@ fn sendmail_rows_only_submit_and_recvmail_rows_only_read_and_receive() {
 
 #[test]
 fn a_removed_account_is_refused_at_the_very_next_login_and_rcpt() {
-    if !runnable() {
+    if !MailServer::runnable() {
         return;
     }
     let mail = server();
@@ -660,7 +648,7 @@ fn a_removed_account_is_refused_at_the_very_next_login_and_rcpt() {
 
 #[test]
 fn a_directory_user_receives_reads_and_sends_as_themselves_with_their_own_password() {
-    if !runnable() {
+    if !MailServer::runnable() {
         return;
     }
     let mail = server();
@@ -747,7 +735,7 @@ fn a_directory_user_receives_reads_and_sends_as_themselves_with_their_own_passwo
 
 #[test]
 fn the_store_and_the_directory_settings_are_closed_to_other_users() {
-    if !runnable() {
+    if !MailServer::runnable() {
         return;
     }
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -818,7 +806,7 @@ fn the_store_and_the_directory_settings_are_closed_to_other_users() {
 
 #[test]
 fn an_unreachable_milter_tempfails_submission() {
-    if !runnable() {
+    if !MailServer::runnable() {
         return;
     }
     // Nothing listens there.

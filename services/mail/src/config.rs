@@ -6,6 +6,7 @@ use fleet_shared::{
     catalog,
     config::{CommonConfig, ConfigError, EnvReader},
     domain::is_domain_name,
+    ldap::DirectoryAccount,
     service::ServiceConfig,
 };
 
@@ -32,6 +33,10 @@ pub struct Config {
     /// `FLEET_MAIL_MILTER_LISTEN`: where the From-header check listens for Postfix
     /// (`MAIL_MILTER=inet:HOST:PORT` of `cluster.sh run`); unset, no check runs here.
     pub milter_listen: Option<SocketAddr>,
+    /// `FLEET_MAIL_LDAP_URL`, `_LDAP_BIND_DN`, `_LDAP_BIND_PASSWORD_FILE`,
+    /// `_LDAP_TIMEOUT_SECS`: the directory whose users' addresses no app may be given (the
+    /// one the mail server logs users in against); unset, that is not checked.
+    pub directory: Option<DirectoryAccount>,
 }
 
 /// The mail server's ports, in `cluster.sh`'s order from its base port.
@@ -91,6 +96,7 @@ impl ServiceConfig for Config {
             ));
         }
         let milter_listen = env.parsed_optional("FLEET_MAIL_MILTER_LISTEN");
+        let directory = DirectoryAccount::read(&mut env, "FLEET_MAIL", false);
         env.finish()?;
         let (Some(common), Some(mail_dir), Some(ports)) = (common, mail_dir, ports) else {
             return Err(ConfigError(vec!["incomplete configuration".to_owned()]));
@@ -102,6 +108,7 @@ impl ServiceConfig for Config {
             server_fqdn,
             ports,
             milter_listen,
+            directory,
         })
     }
 

@@ -16,6 +16,7 @@ use fleet_shared::{
 use crate::{
     accounts::{Accounts, Put, Removal},
     config::{Config, Ports},
+    directory::Directory,
     mailbox::{Address, Domains, Layout, LocalPart},
     request::{MailKind, Mailbox, ProvisionSpec},
 };
@@ -29,6 +30,7 @@ pub struct Provisioner {
     server_host: String,
     server_fqdn: Option<String>,
     ports: Ports,
+    directory: Option<Directory>,
 }
 
 impl Provisioner {
@@ -43,6 +45,7 @@ impl Provisioner {
             server_host: config.server_host.clone(),
             server_fqdn: config.server_fqdn.clone(),
             ports: config.ports,
+            directory: config.directory.clone().map(Directory::new),
         }
     }
 
@@ -83,6 +86,14 @@ impl Provisioner {
         address: &Address,
         generation: u32,
     ) -> Result<String, AddonError> {
+        if let Some(directory) = &self.directory
+            && let Some(user) = directory.holder_of(address).await?
+        {
+            return Err(AddonError::FailedPrecondition(format!(
+                "the address {address} is the directory user {user}'s; nothing was changed \
+                 (name another mailbox)"
+            )));
+        }
         let password = self.master_key.derive_password(addon, app, generation);
         match self.accounts.put(app, addon, address, &password).await? {
             Put::Taken => Err(AddonError::FailedPrecondition(format!(

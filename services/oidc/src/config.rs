@@ -16,8 +16,6 @@ use crate::directory::DirectorySettings;
 
 /// The port the provider's HTTP face listens on unless `FLEET_OIDC_HTTP_LISTEN` says otherwise.
 pub const DEFAULT_HTTP_PORT: u16 = 8056;
-/// The directory administrator `deploy/ldap/cluster.sh` configures.
-pub const DEFAULT_LDAP_BIND_DN: &str = "cn=admin,dc=cloudron";
 
 /// Everything the service needs to run.
 #[derive(Debug, Clone)]
@@ -138,22 +136,7 @@ impl ServiceConfig for Config {
         {
             env.problem("FLEET_OIDC_STATE_URL must be a sqlite: or postgres:// URL".to_owned());
         }
-        let ldap_url = env.required(
-            "FLEET_OIDC_LDAP_URL",
-            "the directory's slapd, ldap://HOST:PORT",
-        );
-        let bind_dn = env
-            .optional("FLEET_OIDC_LDAP_BIND_DN")
-            .unwrap_or_else(|| DEFAULT_LDAP_BIND_DN.to_owned());
-        let bind_password = env.secret_file("FLEET_OIDC_LDAP_BIND_PASSWORD_FILE");
-        if bind_password.is_none() && env.optional("FLEET_OIDC_LDAP_BIND_PASSWORD_FILE").is_none() {
-            env.problem(
-                "FLEET_OIDC_LDAP_BIND_PASSWORD_FILE is required: a file holding the password of \
-                 FLEET_OIDC_LDAP_BIND_DN (an account that reads ou=users and ou=groups)"
-                    .to_owned(),
-            );
-        }
-        let ldap_timeout = env.seconds("FLEET_OIDC_LDAP_TIMEOUT_SECS", Duration::from_secs(5));
+        let directory = DirectorySettings::read(&mut env, "FLEET_OIDC", true);
         let app_scheme = env
             .optional("FLEET_OIDC_APP_SCHEME")
             .unwrap_or_else(|| "https".to_owned());
@@ -197,8 +180,8 @@ impl ServiceConfig for Config {
             env.problem("FLEET_OIDC_KEY_MAX_AGE_DAYS must be at least 1".to_owned());
         }
         env.finish()?;
-        let (Some(common), Some(issuer), Some(state_url), Some(url), Some(bind_password)) =
-            (common, issuer, state_url, ldap_url, bind_password)
+        let (Some(common), Some(issuer), Some(state_url), Some(directory)) =
+            (common, issuer, state_url, directory)
         else {
             return Err(ConfigError(vec!["incomplete configuration".to_owned()]));
         };
@@ -207,12 +190,7 @@ impl ServiceConfig for Config {
             issuer,
             http_listen,
             state_url: Secret::new(state_url),
-            directory: DirectorySettings {
-                url,
-                bind_dn,
-                bind_password,
-                timeout: ldap_timeout,
-            },
+            directory,
             app_scheme,
             provider_name,
             lifetimes,

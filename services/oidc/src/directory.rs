@@ -7,17 +7,11 @@
 //! the shared connection never changes identity. Every value reaching a filter goes through
 //! [`ldap_escape`] and every name reaching a DN through [`dn_escape`].
 
-use std::time::Duration;
-
 use fleet_shared::{
-    Secret,
     error::AddonError,
     ldap::{self, busy, code, unreachable},
 };
-use ldap3::{
-    Ldap, LdapConnAsync, LdapConnSettings, LdapError, LdapResult, Scope, SearchEntry, dn_escape,
-    ldap_escape,
-};
+use ldap3::{Ldap, LdapError, LdapResult, Scope, SearchEntry, dn_escape, ldap_escape};
 use tokio::sync::Mutex;
 
 use crate::user::User;
@@ -47,19 +41,9 @@ const MAX_LOGIN_CHARS: usize = 256;
 /// takes about as long as checking a real user's password, so timing does not tell them apart.
 const DECOY_DN: &str = "cn=nobody,ou=nobody,dc=cloudron";
 
-/// Where the directory is and how the provider binds to it.
-#[derive(Debug, Clone)]
-pub struct DirectorySettings {
-    /// `ldap://HOST:PORT` or `ldaps://HOST:PORT` (`FLEET_OIDC_LDAP_URL`).
-    pub url: String,
-    /// The account lookups bind as (`FLEET_OIDC_LDAP_BIND_DN`); it must be able to read
-    /// `ou=users` and `ou=groups`, e.g. an app's bind account or the administrator.
-    pub bind_dn: String,
-    /// That account's password (`FLEET_OIDC_LDAP_BIND_PASSWORD_FILE`).
-    pub bind_password: Secret<String>,
-    /// How long connecting, and then each operation, may take.
-    pub timeout: Duration,
-}
+/// Where the directory is and how the provider binds to it (`FLEET_OIDC_LDAP_*`): the
+/// account lookups bind as must be able to read `ou=users` and `ou=groups`.
+pub use fleet_shared::ldap::DirectoryAccount as DirectorySettings;
 
 /// The directory's users, read through a shared service connection. `Send + Sync`: one per
 /// process, shared by every request.
@@ -311,16 +295,7 @@ impl UserDirectory {
 
     /// A new, unbound connection whose driver runs on its own task.
     async fn connect(&self) -> Result<Ldap, AddonError> {
-        let settings = LdapConnSettings::new().set_conn_timeout(self.settings.timeout);
-        let (driver, ldap) = LdapConnAsync::with_settings(settings, &self.settings.url)
-            .await
-            .map_err(classify)?;
-        tokio::spawn(async move {
-            if let Err(error) = driver.drive().await {
-                tracing::debug!(%error, "a connection to the directory (slapd) ended");
-            }
-        });
-        Ok(ldap)
+        self.settings.open().await.map_err(classify)
     }
 }
 

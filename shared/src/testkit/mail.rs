@@ -48,6 +48,18 @@ struct Directory {
 }
 
 impl MailServer {
+    /// Whether a mail server can run here: Postfix's master process starts only as root.
+    /// When not, says so on stderr, for the test that then checks nothing to say why.
+    pub fn runnable() -> bool {
+        let root = super::host::running_as_root();
+        if !root {
+            eprintln!(
+                "SKIPPED: the mail backend needs root (Postfix's master process starts only as root)"
+            );
+        }
+        root
+    }
+
     /// One server shared by all tests of this process, started on first use, with the users of
     /// [`LdapServer::shared`] (bound as its administrator).
     pub fn shared() -> Result<&'static Self, TestkitError> {
@@ -120,6 +132,25 @@ impl MailServer {
             domain,
             directory,
         })
+    }
+
+    /// The settings that make a service read the directory this server serves users of, as
+    /// the server does (`<prefix>_LDAP_URL`, `_LDAP_BIND_DN`, `_LDAP_BIND_PASSWORD_FILE`);
+    /// none if it serves none.
+    pub fn directory_env(&self, prefix: &str) -> Vec<(String, String)> {
+        self.directory
+            .iter()
+            .flat_map(|directory| {
+                [
+                    (format!("{prefix}_LDAP_URL"), directory.url.clone()),
+                    (format!("{prefix}_LDAP_BIND_DN"), directory.bind_dn.clone()),
+                    (
+                        format!("{prefix}_LDAP_BIND_PASSWORD_FILE"),
+                        directory.password_file.display().to_string(),
+                    ),
+                ]
+            })
+            .collect()
     }
 
     /// The primary mail domain (`MAIL_DOMAIN` at init, `example.test` by default).

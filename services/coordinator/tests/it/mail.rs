@@ -11,21 +11,9 @@ use tonic::Code;
 use fleet_shared::testkit::{
     MailServer,
     harness::{InProcess, TestSecrets, addon_client, list},
-    host::running_as_root,
 };
 
 use crate::support::*;
-
-/// Whether the mail backend can run here (its masters start only as root); prints why not.
-fn runnable() -> bool {
-    let root = running_as_root();
-    if !root {
-        eprintln!(
-            "SKIPPED: the mail backend needs root (Postfix's master process starts only as root)"
-        );
-    }
-    root
-}
 
 /// The mail service on the shared mail server and a coordinator routing sendmail, recvmail
 /// and email to it, with one master key and token.
@@ -107,7 +95,7 @@ fn named<'a>(env: &'a HashMap<String, String>, prefix: &str) -> Vec<&'a str> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_real_mail_service_gives_working_smtp_credentials_and_uninstall_removes_them() {
-    if !runnable() {
+    if !MailServer::runnable() {
         return;
     }
     let fleet = Fleet::start().await;
@@ -243,7 +231,7 @@ async fn the_real_mail_service_gives_working_smtp_credentials_and_uninstall_remo
 
 #[tokio::test(flavor = "multi_thread")]
 async fn refused_mail_options_reach_no_service() {
-    if !runnable() {
+    if !MailServer::runnable() {
         return;
     }
     let fleet = Fleet::start().await;

@@ -94,107 +94,80 @@ impl MailFixture {
     }
 }
 
+/// The fixture of one addon: sendmail (`RECVMAIL = false`) or recvmail.
+pub struct AddonFixture<const RECVMAIL: bool>(MailFixture);
+
+impl<const RECVMAIL: bool> fleet_shared::testkit::conformance::Fixture for AddonFixture<RECVMAIL> {
+    type Service = fleet_mail::Service;
+    const ADDON: &'static str = if RECVMAIL { "recvmail" } else { "sendmail" };
+    const STORES_DATA: bool = RECVMAIL;
+
+    async fn start() -> Self {
+        Self(MailFixture::start().await)
+    }
+    fn service_env(&self) -> Vec<(String, String)> {
+        self.0.service_env()
+    }
+    fn options(&self) -> Option<Options> {
+        Some(if RECVMAIL {
+            crate::support::recvmail()
+        } else {
+            crate::support::sendmail()
+        })
+    }
+    fn foreign_options(&self) -> Options {
+        Options::Mysql(MysqlOptions::default())
+    }
+    /// recvmail: a message stored over IMAP; sendmail: an SMTP login.
+    async fn write(&self, env: &Env, value: &str) -> Result<(), String> {
+        if RECVMAIL {
+            append(env, value).await
+        } else {
+            smtp_login(env).await
+        }
+    }
+    /// recvmail: the last message's subject; sendmail: nothing, once the login works.
+    async fn read(&self, env: &Env) -> Result<Option<String>, String> {
+        if !RECVMAIL {
+            return smtp_login(env).await.map(|()| None);
+        }
+        let port: u16 = env["CLOUDRON_MAIL_IMAP_PORT"]
+            .parse()
+            .map_err(|e| format!("{e}"))?;
+        let subjects = inbox_subjects(
+            &env["CLOUDRON_MAIL_IMAP_SERVER"],
+            port,
+            &env["CLOUDRON_MAIL_IMAP_USERNAME"],
+            &env["CLOUDRON_MAIL_IMAP_PASSWORD"],
+        )
+        .await?;
+        Ok(subjects.last().cloned())
+    }
+    async fn squat(&self, app_id: &str) {
+        MailFixture::squat(Self::ADDON, app_id).await;
+    }
+    async fn squat_intact(&self, app_id: &str) -> bool {
+        MailFixture::squat_intact(Self::ADDON, app_id).await
+    }
+    async fn cut_backend(&self) {
+        self.0.cut().await;
+    }
+    async fn restore_backend(&self) {
+        self.0.restore().await;
+    }
+    fn secrets(&self) -> Vec<String> {
+        MailFixture::secrets()
+    }
+}
+
 mod sendmail {
     use super::*;
 
-    pub struct SendmailFixture(MailFixture);
-
-    impl fleet_shared::testkit::conformance::Fixture for SendmailFixture {
-        type Service = fleet_mail::Service;
-        const ADDON: &'static str = "sendmail";
-        const STORES_DATA: bool = false;
-
-        async fn start() -> Self {
-            Self(MailFixture::start().await)
-        }
-        fn service_env(&self) -> Vec<(String, String)> {
-            self.0.service_env()
-        }
-        fn options(&self) -> Option<Options> {
-            Some(crate::support::sendmail())
-        }
-        fn foreign_options(&self) -> Options {
-            Options::Mysql(MysqlOptions::default())
-        }
-        async fn write(&self, env: &Env, _value: &str) -> Result<(), String> {
-            smtp_login(env).await
-        }
-        async fn read(&self, env: &Env) -> Result<Option<String>, String> {
-            smtp_login(env).await.map(|()| None)
-        }
-        async fn squat(&self, app_id: &str) {
-            MailFixture::squat(Self::ADDON, app_id).await;
-        }
-        async fn squat_intact(&self, app_id: &str) -> bool {
-            MailFixture::squat_intact(Self::ADDON, app_id).await
-        }
-        async fn cut_backend(&self) {
-            self.0.cut().await;
-        }
-        async fn restore_backend(&self) {
-            self.0.restore().await;
-        }
-        fn secrets(&self) -> Vec<String> {
-            MailFixture::secrets()
-        }
-    }
-
-    fleet_shared::addon_conformance!(SendmailFixture);
+    fleet_shared::addon_conformance!(AddonFixture<false>);
 }
 
 mod recvmail {
     use super::*;
 
-    pub struct RecvmailFixture(MailFixture);
-
-    impl fleet_shared::testkit::conformance::Fixture for RecvmailFixture {
-        type Service = fleet_mail::Service;
-        const ADDON: &'static str = "recvmail";
-
-        async fn start() -> Self {
-            Self(MailFixture::start().await)
-        }
-        fn service_env(&self) -> Vec<(String, String)> {
-            self.0.service_env()
-        }
-        fn options(&self) -> Option<Options> {
-            Some(crate::support::recvmail())
-        }
-        fn foreign_options(&self) -> Options {
-            Options::Mysql(MysqlOptions::default())
-        }
-        async fn write(&self, env: &Env, value: &str) -> Result<(), String> {
-            append(env, value).await
-        }
-        async fn read(&self, env: &Env) -> Result<Option<String>, String> {
-            let port: u16 = env["CLOUDRON_MAIL_IMAP_PORT"]
-                .parse()
-                .map_err(|e| format!("{e}"))?;
-            let subjects = inbox_subjects(
-                &env["CLOUDRON_MAIL_IMAP_SERVER"],
-                port,
-                &env["CLOUDRON_MAIL_IMAP_USERNAME"],
-                &env["CLOUDRON_MAIL_IMAP_PASSWORD"],
-            )
-            .await?;
-            Ok(subjects.last().cloned())
-        }
-        async fn squat(&self, app_id: &str) {
-            MailFixture::squat(Self::ADDON, app_id).await;
-        }
-        async fn squat_intact(&self, app_id: &str) -> bool {
-            MailFixture::squat_intact(Self::ADDON, app_id).await
-        }
-        async fn cut_backend(&self) {
-            self.0.cut().await;
-        }
-        async fn restore_backend(&self) {
-            self.0.restore().await;
-        }
-        fn secrets(&self) -> Vec<String> {
-            MailFixture::secrets()
-        }
-    }
-
-    fleet_shared::addon_conformance!(RecvmailFixture);
+    fleet_shared::addon_conformance!(AddonFixture<true>);
 }

@@ -10,8 +10,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures::TryStreamExt;
-
 use crate::support::*;
 
 /// The reference's swaks command on the plain submission port, verbatim.
@@ -137,29 +135,18 @@ async fn inbox(env: &Env) -> Result<Vec<String>, String> {
     let port: u16 = env["CLOUDRON_MAIL_IMAP_PORT"]
         .parse()
         .map_err(|e| format!("{e}"))?;
-    let mut session = imap_login(
+    let messages = fetch_inbox(
         &env["CLOUDRON_MAIL_IMAP_SERVER"],
         port,
         &env["CLOUDRON_MAIL_IMAP_USERNAME"],
         &env["CLOUDRON_MAIL_IMAP_PASSWORD"],
+        "BODY.PEEK[]",
     )
     .await?;
-    let mailbox = session.select("INBOX").await.map_err(|e| e.to_string())?;
-    let mut messages = Vec::new();
-    if mailbox.exists > 0 {
-        let fetches: Vec<_> = session
-            .fetch("1:*", "BODY.PEEK[]")
-            .await
-            .map_err(|e| e.to_string())?
-            .try_collect()
-            .await
-            .map_err(|e| e.to_string())?;
-        for fetch in &fetches {
-            messages.push(String::from_utf8_lossy(fetch.body().unwrap_or_default()).into_owned());
-        }
-    }
-    let _ = session.logout().await;
-    Ok(messages)
+    Ok(messages
+        .iter()
+        .map(|message| String::from_utf8_lossy(message).into_owned())
+        .collect())
 }
 
 /// Waits until the app's INBOX holds `count` messages; what it holds then.

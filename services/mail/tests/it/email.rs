@@ -208,3 +208,34 @@ async fn a_directory_user_receives_mail_reads_it_and_sends_only_as_themselves() 
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn an_app_is_never_given_a_directory_users_address() {
+    if !runnable() {
+        return;
+    }
+    let mut users = Users::start().await;
+    let mut mail = Mail::start().await;
+    let (_, address) = users.create("taken").await;
+    let local = address.split_once('@').unwrap().0.to_owned();
+    let app = app("hijack");
+    for options in [
+        fleet_shared::proto::addon::provision_request::Options::Recvmail(
+            fleet_shared::proto::addon::RecvmailOptions {
+                mailbox_name: local.clone(),
+                mailbox_domain: String::new(),
+            },
+        ),
+        fleet_shared::proto::addon::provision_request::Options::Sendmail(
+            fleet_shared::proto::addon::SendmailOptions {
+                mailbox_name: local.to_uppercase(),
+                ..Default::default()
+            },
+        ),
+    ] {
+        let status = mail.provision(&app, options).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+        assert!(status.message().contains("directory user"), "{status:?}");
+    }
+    assert!(!list(&mut mail.client).await.unwrap().contains(&app));
+}

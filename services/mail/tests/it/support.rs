@@ -14,7 +14,6 @@ use fleet_shared::{
     testkit::{
         MailServer,
         harness::{AddonTestClient, Served, TestSecrets, provision, unique_app_id},
-        host::running_as_root,
     },
 };
 use futures::TryStreamExt;
@@ -36,15 +35,9 @@ pub use fleet_shared::testkit::{
 /// How long delivery through Postfix to the mailbox may take.
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Whether the mail backend can run here (its masters start only as root); prints why not.
+/// Whether the mail backend can run here; prints why not.
 pub fn runnable() -> bool {
-    let root = running_as_root();
-    if !root {
-        eprintln!(
-            "SKIPPED: the mail backend needs root (Postfix's master process starts only as root)"
-        );
-    }
-    root
+    MailServer::runnable()
 }
 
 /// The mail server shared by the tests of this process.
@@ -53,14 +46,17 @@ pub fn server() -> &'static MailServer {
         .expect("the mail server (deploy/install-deps.sh installs Postfix, Dovecot)")
 }
 
-/// The service's settings for `server`, its accounts store reached at `dir`.
+/// The service's settings for `server`, its accounts store reached at `dir`, reading the
+/// directory the server serves users of (if any).
 pub fn service_env(server: &MailServer, dir: &std::path::Path) -> Vec<(String, String)> {
-    [
+    let mut env: Vec<(String, String)> = [
         ("FLEET_MAIL_DIR", dir.display().to_string()),
         ("FLEET_MAIL_PORT", server.submission_port().to_string()),
     ]
     .map(|(k, v)| (k.to_owned(), v))
-    .to_vec()
+    .to_vec();
+    env.extend(server.directory_env("FLEET_MAIL"));
+    env
 }
 
 /// The mail service served in-process against the shared server.
@@ -251,6 +247,35 @@ pub async fn imap_login(
         .map_err(|(e, _)| e.to_string())
 }
 
+/// What `query` (a FETCH item such as `BODY.PEEK[]`) gives for every message in `user`'s
+/// INBOX, read over IMAP.
+pub async fn fetch_inbox(
+    host: &str,
+    port: u16,
+    user: &str,
+    password: &str,
+    query: &str,
+) -> Result<Vec<Vec<u8>>, String> {
+    let mut session = imap_login(host, port, user, password).await?;
+    let mailbox = session.select("INBOX").await.map_err(|e| e.to_string())?;
+    let mut messages = Vec::new();
+    if mailbox.exists > 0 {
+        let fetches: Vec<_> = session
+            .fetch("1:*", query)
+            .await
+            .map_err(|e| e.to_string())?
+            .try_collect()
+            .await
+            .map_err(|e| e.to_string())?;
+        for fetch in &fetches {
+            let part = fetch.header().or_else(|| fetch.body()).unwrap_or_default();
+            messages.push(part.to_vec());
+        }
+    }
+    let _ = session.logout().await;
+    Ok(messages)
+}
+
 /// The subjects in `user`'s INBOX, read over IMAP.
 pub async fn inbox_subjects(
     host: &str,
@@ -258,27 +283,22 @@ pub async fn inbox_subjects(
     user: &str,
     password: &str,
 ) -> Result<Vec<String>, String> {
-    let mut session = imap_login(host, port, user, password).await?;
-    let mailbox = session.select("INBOX").await.map_err(|e| e.to_string())?;
-    let mut subjects = Vec::new();
-    if mailbox.exists > 0 {
-        let fetches: Vec<_> = session
-            .fetch("1:*", "BODY.PEEK[HEADER.FIELDS (SUBJECT)]")
-            .await
-            .map_err(|e| e.to_string())?
-            .try_collect()
-            .await
-            .map_err(|e| e.to_string())?;
-        for fetch in &fetches {
-            let header = fetch.header().or_else(|| fetch.body()).unwrap_or_default();
+    let headers = fetch_inbox(
+        host,
+        port,
+        user,
+        password,
+        "BODY.PEEK[HEADER.FIELDS (SUBJECT)]",
+    )
+    .await?;
+    Ok(headers
+        .iter()
+        .filter_map(|header| {
             let text = String::from_utf8_lossy(header);
-            if let Some(subject) = text.trim().strip_prefix("Subject:") {
-                subjects.push(subject.trim().to_owned());
-            }
-        }
-    }
-    let _ = session.logout().await;
-    Ok(subjects)
+            let subject = text.trim().strip_prefix("Subject:")?.trim().to_owned();
+            Some(subject)
+        })
+        .collect())
 }
 
 /// Waits until `subject` is in `user`'s INBOX.
