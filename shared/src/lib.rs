@@ -9,6 +9,8 @@
 pub mod addon;
 pub mod app_id;
 pub mod auth;
+#[cfg(feature = "backend-store")]
+pub mod backend_store;
 pub mod catalog;
 pub mod config;
 pub mod credentials;

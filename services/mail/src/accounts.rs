@@ -2,27 +2,17 @@
 //! password only as a `{SHA512-CRYPT}` hash (schema and readers: `deploy/mail/accounts.sql`,
 //! `deploy/mail/cluster.sh`).
 //!
-//! Every call opens its own short connection and writes in one `BEGIN IMMEDIATE`
-//! transaction: concurrent Provision calls, from this process or from other replicas on the
-//! same directory, queue on SQLite's lock instead of overwriting one another, and a store
-//! that went away is noticed at the next call. Writers of this process also queue on a lock
-//! of their own first: SQLite's busy handler waits by sleeping, which under contention costs
-//! far more than the commits themselves. Dovecot reads the store at every login (no
-//! cache), so a removed row refuses the very next login.
+//! The file is a [`BackendStore`]: each change is one `BEGIN IMMEDIATE` transaction on a
+//! connection of its own, so concurrent Provision calls, here or in replicas on the same
+//! directory, never lose an entry. Dovecot reads the store at every login (no cache), so a
+//! removed row refuses the very next login.
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::path::PathBuf;
 
-use fleet_shared::{AppId, Secret, error::AddonError};
+use fleet_shared::{AppId, Secret, backend_store::BackendStore, error::AddonError};
 use sha_crypt::{Sha512Params, sha512_simple};
-use sqlx::{
-    Connection, SqliteConnection,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode},
-};
 
-use crate::{error::classify, mailbox::Address};
-
-/// How long a call waits for another writer's transaction.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::mailbox::Address;
 /// SHA512-CRYPT rounds: crypt(3)'s default. The passwords are 256-bit random values, so
 /// the rounds only have to make a stolen store no easier than the hash is.
 const ROUNDS: usize = 5_000;
@@ -54,31 +44,20 @@ pub enum Removal {
 /// The store at `DIR/accounts/accounts.db`.
 #[derive(Debug, Clone)]
 pub struct Accounts {
-    db: PathBuf,
-    /// Taken by every write of this process before SQLite's own lock.
-    writers: Arc<tokio::sync::Mutex<()>>,
+    store: BackendStore,
 }
 
 impl Accounts {
     /// The store in the file `db`, which `cluster.sh init` creates.
     pub fn new(db: PathBuf) -> Self {
         Self {
-            db,
-            writers: Arc::default(),
+            store: BackendStore::new(
+                db,
+                "the accounts store",
+                "check that the mail server's directory (FLEET_MAIL_DIR) is there and \
+                 initialised by deploy/mail/cluster.sh",
+            ),
         }
-    }
-
-    async fn connect(&self) -> Result<SqliteConnection, AddonError> {
-        // Rollback journal, as cluster.sh made it: Dovecot and Postfix read without write
-        // access, which WAL would need. A missing file is an outage, never a fresh store.
-        let options = SqliteConnectOptions::new()
-            .filename(&self.db)
-            .create_if_missing(false)
-            .journal_mode(SqliteJournalMode::Delete)
-            .busy_timeout(BUSY_TIMEOUT);
-        SqliteConnection::connect_with(&options)
-            .await
-            .map_err(classify)
     }
 
     /// Gives `app` the account `address` for `addon` with `password` (stored hashed),
@@ -93,9 +72,8 @@ impl Accounts {
     ) -> Result<Put, AddonError> {
         let hash = hash(password).await?;
         let address = address.to_string();
-        let _writing = self.writers.lock().await;
-        let mut conn = self.connect().await?;
-        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(classify)?;
+        let mut writer = self.store.writer().await?;
+        let mut tx = writer.begin().await?;
         let foreign: Option<(Option<String>,)> = sqlx::query_as(
             "SELECT app_id FROM accounts WHERE address = ?1 AND app_id IS NOT ?2 LIMIT 1",
         )
@@ -103,7 +81,7 @@ impl Accounts {
         .bind(app.as_str())
         .fetch_optional(&mut *tx)
         .await
-        .map_err(classify)?;
+        .map_err(|e| self.store.classify(e))?;
         if foreign.is_some() {
             return Ok(Put::Taken);
         }
@@ -115,14 +93,14 @@ impl Accounts {
         .bind(&address)
         .fetch_optional(&mut *tx)
         .await
-        .map_err(classify)?;
+        .map_err(|e| self.store.classify(e))?;
         sqlx::query("DELETE FROM accounts WHERE app_id = ?1 AND addon = ?2 AND address <> ?3")
             .bind(app.as_str())
             .bind(addon)
             .bind(&address)
             .execute(&mut *tx)
             .await
-            .map_err(classify)?;
+            .map_err(|e| self.store.classify(e))?;
         sqlx::query(
             "INSERT INTO accounts (address, addon, app_id, password) VALUES (?1, ?2, ?3, ?4) \
              ON CONFLICT (address, addon) DO UPDATE SET password = excluded.password",
@@ -133,8 +111,8 @@ impl Accounts {
         .bind(&hash)
         .execute(&mut *tx)
         .await
-        .map_err(classify)?;
-        tx.commit().await.map_err(classify)?;
+        .map_err(|e| self.store.classify(e))?;
+        tx.commit().await.map_err(|e| self.store.classify(e))?;
         Ok(Put::Written {
             moved_from: previous.map(|(address,)| address),
         })
@@ -149,9 +127,8 @@ impl Accounts {
         addon: &str,
         derived: &[Address],
     ) -> Result<Removal, AddonError> {
-        let _writing = self.writers.lock().await;
-        let mut conn = self.connect().await?;
-        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(classify)?;
+        let mut writer = self.store.writer().await?;
+        let mut tx = writer.begin().await?;
         let removed: Vec<(String,)> = sqlx::query_as(
             "DELETE FROM accounts WHERE app_id = ?1 AND addon = ?2 RETURNING address",
         )
@@ -159,7 +136,7 @@ impl Accounts {
         .bind(addon)
         .fetch_all(&mut *tx)
         .await
-        .map_err(classify)?;
+        .map_err(|e| self.store.classify(e))?;
         let mut free = Vec::new();
         for address in derived {
             let held: Option<(i64,)> = sqlx::query_as(
@@ -169,7 +146,7 @@ impl Accounts {
             .bind(app.as_str())
             .fetch_optional(&mut *tx)
             .await
-            .map_err(classify)?;
+            .map_err(|e| self.store.classify(e))?;
             if held.is_none() {
                 free.push(address.clone());
             }
@@ -177,7 +154,7 @@ impl Accounts {
         if removed.is_empty() && free.len() < derived.len() {
             return Ok(Removal::Taken);
         }
-        tx.commit().await.map_err(classify)?;
+        tx.commit().await.map_err(|e| self.store.classify(e))?;
         Ok(Removal::Removed {
             addresses: removed.into_iter().map(|(address,)| address).collect(),
             free_derived: free,
@@ -186,25 +163,19 @@ impl Accounts {
 
     /// The apps that have an account, sorted.
     pub async fn app_ids(&self) -> Result<Vec<String>, AddonError> {
-        let mut conn = self.connect().await?;
+        let mut conn = self.store.connect().await?;
         let rows: Vec<(String,)> = sqlx::query_as(
             "SELECT DISTINCT app_id FROM accounts WHERE app_id IS NOT NULL ORDER BY app_id",
         )
         .fetch_all(&mut conn)
         .await
-        .map_err(classify)?;
+        .map_err(|e| self.store.classify(e))?;
         Ok(rows.into_iter().map(|(app,)| app).collect())
     }
 
     /// Whether the store can be opened and read now.
     pub async fn ping(&self) -> bool {
-        match self.connect().await {
-            Ok(mut conn) => sqlx::query("SELECT 1 FROM accounts LIMIT 1")
-                .fetch_optional(&mut conn)
-                .await
-                .is_ok(),
-            Err(_) => false,
-        }
+        self.store.ping("SELECT 1 FROM accounts LIMIT 1").await
     }
 }
 

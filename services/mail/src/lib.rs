@@ -4,14 +4,12 @@
 //! Layout: [`config`] reads the environment, [`request`] validates Provision calls,
 //! [`mailbox`] holds the address rules, mail domains and the server's directory,
 //! [`accounts`] the credential store Dovecot and Postfix read, [`directory`] the platform's
-//! users whose addresses apps may not take, [`provisioner`] what each addon
-//! writes (its gRPC layer is `fleet_shared::addon`), [`error`] classifies the store's errors
-//! into the fleet's one error type, [`milter`] checks the From header of what apps submit.
+//! users whose addresses apps may not take, [`provisioner`] what each addon writes (its gRPC
+//! layer is `fleet_shared::addon`), [`milter`] checks the From header of what apps submit.
 
 pub mod accounts;
 pub mod config;
 pub mod directory;
-pub mod error;
 pub mod mailbox;
 pub mod milter;
 pub mod provisioner;
