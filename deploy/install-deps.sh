@@ -28,6 +28,10 @@ packages=(
     postfix postfix-sqlite postfix-ldap dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd
     dovecot-managesieved dovecot-sieve dovecot-sqlite dovecot-ldap sqlite3 swaks
     libnet-ssleay-perl libio-socket-ssl-perl
+    # coturn (turnserver, and the turnutils_uclient/turnutils_peer clients the tests use) behind
+    # the turn addon, configured by deploy/turn/cluster.sh (its SQLite user database with the
+    # sqlite3 CLI); the package's own service is stopped below.
+    coturn
     locales util-linux
     # The MongoDB stand-in runs from a venv of the system Python, as its own user.
     python3-venv
@@ -60,8 +64,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     if [ "${remove_policy:-0}" = 1 ]; then sudo_if_needed rm -f /usr/sbin/policy-rc.d; fi
     # nginx enables (and, without the policy above, starts) a system nginx on port 80, postfix
     # and dovecot a system MTA on 25 and IMAP/POP3 on 143/110/993/995: the fleet runs private
-    # instances of each (tests, deploy/mail/cluster.sh) and has no use for them.
-    for service in nginx postfix dovecot; do
+    # instances of each (tests, deploy/mail/cluster.sh) and has no use for them. coturn enables a
+    # system turnserver on 3478/5349 (it starts only with TURNSERVER_ENABLED=1 in
+    # /etc/default/coturn under SysV init, at once under systemd): deploy/turn/cluster.sh runs
+    # the fleet's own.
+    for service in nginx postfix dovecot coturn; do
         case " ${missing[*]} " in
         *" $service "* | *" $service-core "*) ;;
         *) continue ;;

@@ -3,8 +3,9 @@
 //! `cluster.sh` creates the file and its schema; the service only changes rows.
 //!
 //! Every call opens its own short connection, so a file that went away is noticed at once
-//! (and reported UNAVAILABLE), never replaced by a fresh empty one. The journal stays in
-//! rollback (DELETE) mode: the daemons read without write access, which WAL would need.
+//! (and reported UNAVAILABLE), never replaced by a fresh empty one. The journal mode is the
+//! backend's, set by its `cluster.sh` and never changed here: rollback (DELETE) for mail, whose
+//! daemons read without write access, WAL for coturn, which reads without a busy timeout.
 //! Writes run in `BEGIN IMMEDIATE` transactions, so writers of several processes (replicas
 //! sharing the directory) queue on SQLite's lock instead of overwriting one another; writers of
 //! one process first queue on a lock of their own, because SQLite's busy handler waits by
@@ -12,10 +13,7 @@
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
-use sqlx::{
-    Connection, Sqlite, SqliteConnection, Transaction,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode},
-};
+use sqlx::{Connection, Sqlite, SqliteConnection, Transaction, sqlite::SqliteConnectOptions};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::error::AddonError;
@@ -70,7 +68,6 @@ impl BackendStore {
         let options = SqliteConnectOptions::new()
             .filename(&self.db)
             .create_if_missing(false)
-            .journal_mode(SqliteJournalMode::Delete)
             .busy_timeout(BUSY_TIMEOUT);
         SqliteConnection::connect_with(&options)
             .await
@@ -141,6 +138,37 @@ mod tests {
         );
         assert!(!store.ping("SELECT 1").await);
         assert!(!db.exists());
+    }
+
+    #[tokio::test]
+    async fn the_files_journal_mode_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("wal.db");
+        let options = SqliteConnectOptions::new()
+            .filename(&db)
+            .create_if_missing(true);
+        let mut conn = SqliteConnection::connect_with(&options).await.unwrap();
+        sqlx::query("PRAGMA journal_mode = WAL")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (n INTEGER)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let store = BackendStore::new(db, "the test store", "");
+        let mut writer = store.writer().await.unwrap();
+        let mut tx = writer.begin().await.unwrap();
+        sqlx::query("INSERT INTO t VALUES (1)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let mode: (String,) = sqlx::query_as("PRAGMA journal_mode")
+            .fetch_one(&mut store.connect().await.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(mode.0, "wal");
     }
 
     #[tokio::test]

@@ -18,6 +18,7 @@ mod mongodb;
 mod nginx;
 mod postgres;
 mod proxy;
+mod turn;
 
 pub use ldap::LdapServer;
 pub use mail::MailServer;
@@ -26,6 +27,7 @@ pub use mongodb::MongoServer;
 pub use nginx::NginxServer;
 pub use postgres::PostgresServer;
 pub use proxy::CuttableProxy;
+pub use turn::{Allocation, Credentials, Transport, TurnServer};
 
 use std::{
     fs,

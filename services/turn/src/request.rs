@@ -1,0 +1,70 @@
+//! Provision requests as the domain sees them: the turn addon has no options.
+
+use fleet_shared::{
+    AppId,
+    addon::{InvalidField, parse_app_id},
+    error::AddonError,
+    proto::addon::{ProvisionRequest, TurnOptions, provision_request::Options},
+};
+
+/// A validated Provision call.
+#[derive(Debug, Clone)]
+pub struct ProvisionSpec {
+    pub app: AppId,
+    pub generation: u32,
+}
+
+impl TryFrom<ProvisionRequest> for ProvisionSpec {
+    type Error = AddonError;
+
+    fn try_from(request: ProvisionRequest) -> Result<Self, AddonError> {
+        let ProvisionRequest {
+            app_id,
+            app_domain: _,
+            credential_generation,
+            options,
+        } = request;
+        let app = parse_app_id(&app_id)?;
+        match options {
+            None | Some(Options::Turn(TurnOptions {})) => {}
+            Some(other) => {
+                let reason = format!(
+                    "this is the turn service; it takes turn options, not {}",
+                    other.addon_name()
+                );
+                return Err(InvalidField::new("options", reason).into());
+            }
+        }
+        Ok(Self {
+            app,
+            generation: credential_generation,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use fleet_shared::proto::addon::RedisOptions;
+
+    use super::*;
+
+    fn request(options: Option<Options>) -> ProvisionRequest {
+        ProvisionRequest {
+            app_id: "meet".to_owned(),
+            app_domain: String::new(),
+            credential_generation: 3,
+            options,
+        }
+    }
+
+    #[test]
+    fn turn_options_or_none_are_taken_others_refused() {
+        let spec = ProvisionSpec::try_from(request(None)).unwrap();
+        assert_eq!((spec.app.as_str(), spec.generation), ("meet", 3));
+        assert!(ProvisionSpec::try_from(request(Some(Options::Turn(TurnOptions {})))).is_ok());
+        let error = ProvisionSpec::try_from(request(Some(Options::Redis(RedisOptions::default()))))
+            .unwrap_err();
+        assert!(error.to_string().starts_with("options"), "{error}");
+    }
+}
