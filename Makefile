@@ -27,3 +27,4 @@ bench: deps
 	cargo bench -p fleet-ldap --bench directory
 	cargo bench -p fleet-oidc --bench tokens
 	cargo bench -p fleet-mail --bench mail
+	cargo bench -p fleet-turn --bench turn

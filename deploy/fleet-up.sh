@@ -17,8 +17,10 @@
 # FLEET_UP_OIDC_HTTP_PORT (8056: the OpenID provider, issuer http://127.0.0.1:8056, state in
 # .fleet/oidc.db, apps' origins http://), FLEET_UP_MAIL_SERVER_PORT (2525: Postfix + Dovecot
 # on 2525-2532, mail domain FLEET_UP_MAIL_DOMAIN or example.test, data under .fleet/mail, as
-# root only), FLEET_UP_MAIL_PORT (50057) and FLEET_UP_MAIL_MILTER_PORT (8057: the From-header
-# check Postfix calls). The coordinator keeps its app records
+# root only), FLEET_UP_MAIL_PORT (50057), FLEET_UP_MAIL_MILTER_PORT (8057: the From-header
+# check Postfix calls), FLEET_UP_TURN_SERVER_PORT (3478: coturn, UDP+TCP, TLS on 3479, relays
+# on 49152-49251, data under .fleet/turn, as root only) and FLEET_UP_TURN_PORT (50058). The
+# coordinator keeps its app records
 # in .fleet/coordinator.db (SQLite). As root, slapd runs as user openldap and SecantusDB as
 # user fleet-mongodb, each in a directory only it can enter. SecantusDB is a MongoDB STAND-IN
 # for development and tests only: it does not enforce all of its own access control
@@ -41,6 +43,8 @@ oidc_http_port=${FLEET_UP_OIDC_HTTP_PORT:-8056}
 mail_server_port=${FLEET_UP_MAIL_SERVER_PORT:-2525}
 mail_port=${FLEET_UP_MAIL_PORT:-50057}
 mail_milter_port=${FLEET_UP_MAIL_MILTER_PORT:-8057}
+turn_server_port=${FLEET_UP_TURN_SERVER_PORT:-3478}
+turn_port=${FLEET_UP_TURN_PORT:-50058}
 say() { echo "fleet-up: $*"; }
 
 bash "$root/deploy/install-deps.sh"
@@ -161,6 +165,24 @@ else
     say "the mail addons are left out: Postfix and Dovecot start only as root"
 fi
 
+# --- coturn (backend of the turn addon). It starts as root too.
+turn_dir="$state/turn"
+turn_url=()
+if [ "$(id -u)" = 0 ]; then
+    if [ ! -s "$turn_dir/db/turndb" ]; then
+        mkdir -p "$turn_dir"
+        "$root/deploy/turn/cluster.sh" init "$turn_dir"
+        say "initialised coturn in $turn_dir"
+    fi
+    "$root/deploy/turn/cluster.sh" run "$turn_dir" "$turn_server_port" >"$state/turn-server.log" 2>&1 &
+    track $! TERM
+    wait_port coturn "$turn_server_port" "${pids[0]}"
+    say "coturn on 127.0.0.1:$turn_server_port (TLS $((turn_server_port + 1)); log: $state/turn-server.log)"
+    turn_url=(FLEET_COORDINATOR_TURN_URL="http://127.0.0.1:$turn_port")
+else
+    say "the turn addon is left out: coturn starts only as root"
+fi
+
 # --- the services
 say "building the services (cargo build --release)"
 cargo build --release --bins --manifest-path "$root/Cargo.toml"
@@ -226,7 +248,15 @@ if [ ${#mail_url[@]} -gt 0 ]; then
     wait_port fleet-mail "$mail_port" "${pids[0]}"
 fi
 
-env "${common[@]}" "${mail_url[@]}" FLEET_LISTEN="127.0.0.1:$coordinator_port" \
+if [ ${#turn_url[@]} -gt 0 ]; then
+    env "${common[@]}" FLEET_LISTEN="127.0.0.1:$turn_port" \
+        FLEET_TURN_DIR="$turn_dir" FLEET_TURN_PORT="$turn_server_port" \
+        "$bin/fleet-turn" &
+    track $! TERM
+    wait_port fleet-turn "$turn_port" "${pids[0]}"
+fi
+
+env "${common[@]}" "${mail_url[@]}" "${turn_url[@]}" FLEET_LISTEN="127.0.0.1:$coordinator_port" \
     FLEET_COORDINATOR_MYSQL_URL="http://127.0.0.1:$mysql_port" \
     FLEET_COORDINATOR_POSTGRESQL_URL="http://127.0.0.1:$postgresql_port" \
     FLEET_COORDINATOR_REDIS_URL="http://127.0.0.1:$redis_port" \
@@ -245,6 +275,7 @@ fleet-up: the fleet is up. Services (gRPC, reflection on; calls need the bearer 
   coordinator  127.0.0.1:$coordinator_port
   ldap         127.0.0.1:$ldap_port (also fleet.directory.v1.Directory; slapd: ldap://127.0.0.1:$slapd_port)
   mail         127.0.0.1:$mail_port (root only; SMTP submission 127.0.0.1:$mail_server_port, IMAP $((mail_server_port + 2)))
+  turn         127.0.0.1:$turn_port (root only; coturn 127.0.0.1:$turn_server_port)
   mysql        127.0.0.1:$mysql_port
   oidc         127.0.0.1:$oidc_port (OpenID provider: http://127.0.0.1:$oidc_http_port/.well-known/openid-configuration)
   mongodb      127.0.0.1:$mongodb_port (backend: SecantusDB, a stand-in for development and tests only)

@@ -16,13 +16,16 @@
 use std::{
     fs,
     io::Write,
-    os::unix::fs::{OpenOptionsExt, PermissionsExt},
+    os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
-    process::{Command, Output, Stdio},
+    process::{Command, Output},
     sync::OnceLock,
 };
 
-use super::{LdapServer, TestkitError, Watched, accepts_tcp, deploy_script, free_port_block};
+use super::{
+    LdapServer, TestkitError, Watched, accepts_tcp, deploy_script, free_port_block,
+    script::{ScriptWrapper, shell_quote, with_stdin},
+};
 
 /// How many ports the server takes from its base port on (submission ... LMTP).
 const PORTS: u16 = 8;
@@ -101,7 +104,7 @@ impl MailServer {
         // The script runs under the kit's watchdog, which passes no environment of its own: a
         // wrapper sets it (and puts the bind password into DIR at init). Needed only until the
         // server runs, so it is removed when this returns.
-        let wrapper = Wrapper::new(
+        let wrapper = wrapper(
             &deploy_script("mail/cluster.sh"),
             &settings,
             ldap.map(LdapServer::admin_password),
@@ -125,7 +128,7 @@ impl MailServer {
         let directory = ldap.map(|ldap| Directory {
             url: ldap.url(),
             bind_dn: LdapServer::ADMIN_DN.to_owned(),
-            password_file: server.base.join(Wrapper::BIND_PASSWORD_FILE),
+            password_file: server.base.join(BIND_PASSWORD_FILE),
         });
         Ok(Self {
             server,
@@ -443,24 +446,6 @@ fn hash_password(password: &str) -> Result<String, TestkitError> {
     Ok(hash)
 }
 
-/// Runs `command` with `input` on its stdin.
-fn with_stdin(mut command: Command, input: &str, what: &str) -> Result<Output, TestkitError> {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| TestkitError::new(format!("cannot run {what}: {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(input.as_bytes())
-            .map_err(|e| TestkitError::new(format!("cannot write to {what}: {e}")))?;
-    }
-    child
-        .wait_with_output()
-        .map_err(|e| TestkitError::new(format!("cannot wait for {what}: {e}")))
-}
-
 /// `output` if its command succeeded, else an error with what it said.
 fn checked(output: Output, what: &str) -> Result<(), TestkitError> {
     if output.status.success() {
@@ -475,65 +460,35 @@ fn checked(output: Output, what: &str) -> Result<(), TestkitError> {
     }
 }
 
-/// A shell script in a private temp dir that runs `deploy/mail/cluster.sh` with settings in
-/// its environment and, at init, puts the LDAP bind password into DIR (0600).
-struct Wrapper {
-    /// Removed when dropped.
-    _dir: tempfile::TempDir,
-    script: String,
-}
+/// The bind password's file in the server's directory.
+const BIND_PASSWORD_FILE: &str = "ldap-bind-password";
 
-impl Wrapper {
-    /// The bind password's file in the server's directory.
-    const BIND_PASSWORD_FILE: &str = "ldap-bind-password";
-
-    fn new(
-        cluster: &str,
-        settings: &[(String, String)],
-        bind_password: Option<&str>,
-    ) -> Result<Self, TestkitError> {
-        let error = |e: std::io::Error| TestkitError::new(format!("cannot write a wrapper: {e}"));
-        let dir = tempfile::Builder::new()
-            .prefix("fleet-mail-wrapper-")
-            .tempdir()
-            .map_err(error)?;
-        let mut text = String::from("#!/bin/sh\nset -eu\n");
-        for (name, value) in settings {
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(TestkitError::new(format!("not a variable name: {name:?}")));
-            }
-            text.push_str(&format!("export {name}={}\n", shell_quote(value)));
-        }
-        if let Some(password) = bind_password {
-            let source = dir.path().join(Self::BIND_PASSWORD_FILE);
-            fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&source)
-                .and_then(|mut file| file.write_all(password.as_bytes()))
-                .map_err(error)?;
-            let source = shell_quote(&source.display().to_string());
-            let name = Self::BIND_PASSWORD_FILE;
-            text.push_str(&format!(
-                "if [ \"$1\" = init ]; then install -m 0600 -o root -g root {source} \"$2/{name}\"; fi\n\
-                 export MAIL_LDAP_BIND_PASSWORD_FILE=\"$2/{name}\"\n"
-            ));
-        }
-        text.push_str(&format!("exec {} \"$@\"\n", shell_quote(cluster)));
-        let script = dir.path().join("cluster.sh");
-        fs::write(&script, text).map_err(error)?;
-        fs::set_permissions(&script, fs::Permissions::from_mode(0o700)).map_err(error)?;
-        let script = script.display().to_string();
-        Ok(Self { _dir: dir, script })
+/// The wrapper that runs `deploy/mail/cluster.sh` with settings in its environment and, at
+/// init, puts the LDAP bind password into DIR (0600).
+fn wrapper(
+    cluster: &str,
+    settings: &[(String, String)],
+    bind_password: Option<&str>,
+) -> Result<ScriptWrapper, TestkitError> {
+    let mut wrapper = ScriptWrapper::new("mail", settings)?;
+    let mut lines = String::new();
+    if let Some(password) = bind_password {
+        let source = wrapper.dir().join(BIND_PASSWORD_FILE);
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&source)
+            .and_then(|mut file| file.write_all(password.as_bytes()))
+            .map_err(|e| TestkitError::new(format!("cannot write a wrapper: {e}")))?;
+        let source = shell_quote(&source.display().to_string());
+        let name = BIND_PASSWORD_FILE;
+        lines.push_str(&format!(
+            "if [ \"$1\" = init ]; then install -m 0600 -o root -g root {source} \"$2/{name}\"; fi\n\
+             export MAIL_LDAP_BIND_PASSWORD_FILE=\"$2/{name}\"\n"
+        ));
     }
-
-    fn script(&self) -> &str {
-        &self.script
-    }
-}
-
-/// `value` single-quoted for sh.
-fn shell_quote(value: &str) -> String {
-    format!("'{}'", value.replace('\'', r"'\''"))
+    lines.push_str(&format!("exec {} \"$@\"\n", shell_quote(cluster)));
+    wrapper.write(&lines)?;
+    Ok(wrapper)
 }

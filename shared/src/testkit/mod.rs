@@ -18,6 +18,7 @@ mod mongodb;
 mod nginx;
 mod postgres;
 mod proxy;
+mod script;
 mod turn;
 
 pub use ldap::LdapServer;

@@ -15,17 +15,19 @@
 
 use std::{
     fmt::Write as _,
-    io::{BufRead, BufReader, Write},
+    io::{BufRead, BufReader},
     net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket},
     ops::RangeInclusive,
-    os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
-    process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio},
+    process::{Child, ChildStdin, Command, ExitStatus, Stdio},
     sync::OnceLock,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use super::{TestkitError, Watched, accepts_tcp, deploy_script, free_port_block};
+use super::{
+    TestkitError, Watched, accepts_tcp, deploy_script, free_port_block,
+    script::{ScriptWrapper, shell_quote, with_stdin},
+};
 
 /// How many relay ports the kit's servers get.
 pub const RELAY_PORTS: u16 = 200;
@@ -158,7 +160,7 @@ impl TurnServer {
             .rev()
             .find(|(name, _)| name == "TURN_REALM")
             .map_or_else(|| Self::REALM.to_owned(), |(_, value)| value.clone());
-        let wrapper = Wrapper::new(&deploy_script("turn/cluster.sh"), &settings)?;
+        let wrapper = wrapper(&deploy_script("turn/cluster.sh"), &settings)?;
         let server = Watched::start_on(
             "turn",
             wrapper.script(),
@@ -262,8 +264,7 @@ impl TurnServer {
     }
 
     /// Credentials of the TURN REST scheme: username `<expiry>:<user>` (`expiry` in Unix
-    /// seconds), password base64(HMAC-SHA1(`secret`, username)). Computed by Python's hmac
-    /// module (the workspace has no SHA-1 crate for its hmac version), the secret on its stdin.
+    /// seconds), password base64(HMAC-SHA1(`secret`, username)).
     pub fn mint_at(
         secret: &str,
         user: &str,
@@ -274,22 +275,8 @@ impl TurnServer {
             return Err(TestkitError::new(format!("not a TURN user: {user:?}")));
         }
         let username = format!("{expiry}:{user}");
-        let mut command = Command::new("python3");
-        command.arg("-c").arg(
-            "import base64, hashlib, hmac, sys\n\
-             secret, username = sys.stdin.read().split('\\n')[:2]\n\
-             mac = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()\n\
-             print(base64.b64encode(mac).decode())",
-        );
-        let output = with_stdin(command, &format!("{secret}\n{username}\n"), "python3")?;
-        let password = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-        if !output.status.success() || password.len() != 28 {
-            return Err(TestkitError::new(format!(
-                "python3 could not mint a password ({}): {}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr)
-            )));
-        }
+        let password = rest_password(secret, &username)
+            .map_err(|e| TestkitError::new(format!("cannot mint a password: {e}")))?;
         Ok((username, password))
     }
 
@@ -455,6 +442,15 @@ impl TurnServer {
     }
 }
 
+/// The TURN REST password of `username` under `secret`: base64(HMAC-SHA1(secret, username)).
+fn rest_password(secret: &str, username: &str) -> Result<String, hmac::digest::InvalidLength> {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes())?;
+    mac.update(username.as_bytes());
+    Ok(base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()))
+}
+
 /// `secret` if the table and uclient's command line can take it as it is.
 fn checked_secret(secret: &str) -> Result<&str, TestkitError> {
     if secret.is_empty() || secret.len() > 127 || secret.chars().any(char::is_control) {
@@ -571,67 +567,33 @@ fn sql_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
-/// Runs `command` with `input` on its stdin.
-fn with_stdin(mut command: Command, input: &str, what: &str) -> Result<Output, TestkitError> {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| TestkitError::new(format!("cannot run {what}: {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(input.as_bytes())
-            .map_err(|e| TestkitError::new(format!("cannot write to {what}: {e}")))?;
-    }
-    child
-        .wait_with_output()
-        .map_err(|e| TestkitError::new(format!("cannot wait for {what}: {e}")))
+/// The wrapper that runs `deploy/turn/cluster.sh` with settings in its environment, taking the
+/// kit's `init DIR PASSWORD_FILE` (the script has no password: the file is removed) and
+/// `run DIR PORT`.
+fn wrapper(cluster: &str, settings: &[(String, String)]) -> Result<ScriptWrapper, TestkitError> {
+    let mut wrapper = ScriptWrapper::new("turn", settings)?;
+    let cluster = shell_quote(cluster);
+    wrapper.write(&format!(
+        "case \"$1\" in\n\
+         init) rm -f \"$3\"; exec {cluster} init \"$2\" ;;\n\
+         *) exec {cluster} \"$@\" ;;\n\
+         esac\n"
+    ))?;
+    Ok(wrapper)
 }
 
-/// A shell script in a private temp dir that runs `deploy/turn/cluster.sh` with settings in its
-/// environment, taking the kit's `init DIR PASSWORD_FILE` (the script has no password: the file
-/// is removed) and `run DIR PORT`.
-struct Wrapper {
-    /// Removed when dropped.
-    _dir: tempfile::TempDir,
-    script: String,
-}
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
 
-impl Wrapper {
-    fn new(cluster: &str, settings: &[(String, String)]) -> Result<Self, TestkitError> {
-        let error = |e: std::io::Error| TestkitError::new(format!("cannot write a wrapper: {e}"));
-        let dir = tempfile::Builder::new()
-            .prefix("fleet-turn-wrapper-")
-            .tempdir()
-            .map_err(error)?;
-        let mut text = String::from("#!/bin/sh\nset -eu\n");
-        for (name, value) in settings {
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(TestkitError::new(format!("not a variable name: {name:?}")));
-            }
-            text.push_str(&format!("export {name}={}\n", shell_quote(value)));
-        }
-        let cluster = shell_quote(cluster);
-        text.push_str(&format!(
-            "case \"$1\" in\n\
-             init) rm -f \"$3\"; exec {cluster} init \"$2\" ;;\n\
-             *) exec {cluster} \"$@\" ;;\n\
-             esac\n"
-        ));
-        let script = dir.path().join("cluster.sh");
-        std::fs::write(&script, text).map_err(error)?;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).map_err(error)?;
-        let script = script.display().to_string();
-        Ok(Self { _dir: dir, script })
+    use super::TurnServer;
+
+    #[test]
+    fn mint_at_matches_a_known_vector_of_the_turn_rest_scheme() {
+        let (username, password) = TurnServer::mint_at("north", "alice", 1_700_000_000).unwrap();
+        assert_eq!(username, "1700000000:alice");
+        assert_eq!(password, "Cd/49soE35ICqcJF/bCTn8Z4OyE=");
+        assert!(TurnServer::mint_at("north", "a:b", 1).is_err());
+        assert!(TurnServer::mint_at("", "alice", 1).is_err());
     }
-
-    fn script(&self) -> &str {
-        &self.script
-    }
-}
-
-/// `value` single-quoted for sh.
-fn shell_quote(value: &str) -> String {
-    format!("'{}'", value.replace('\'', r"'\''"))
 }

@@ -12,5 +12,6 @@ mod oidc;
 mod paging;
 mod proxy_auth;
 mod recovery;
+mod turn;
 mod update;
 mod validation;

@@ -6,4 +6,5 @@
 
 mod conformance;
 mod flows;
+mod rust_client;
 mod support;
