@@ -98,3 +98,26 @@ async fn made_up_expired_rotated_and_deprovisioned_secrets_are_refused() {
             .contains(&rotated["CLOUDRON_TURN_SECRET"])
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_provisions_of_many_apps_lose_no_secret() {
+    if !runnable() {
+        return;
+    }
+    let turn = Turn::start().await;
+    let apps: Vec<String> = (0..40).map(|_| app("many")).collect();
+    let envs = futures::future::join_all(apps.iter().map(|app| {
+        let mut client = turn.client.clone();
+        let request = request(app, 0);
+        async move { fleet_shared::testkit::harness::provision(&mut client, request).await }
+    }))
+    .await;
+    let stored = server().secrets().unwrap();
+    for (app, env) in apps.iter().zip(envs) {
+        let env = env.unwrap_or_else(|e| panic!("Provision of {app}: {e:?}"));
+        assert!(
+            stored.contains(&env["CLOUDRON_TURN_SECRET"]),
+            "the secret of {app} is not in coturn's table"
+        );
+    }
+}
