@@ -451,7 +451,14 @@ fn sieve_login(port: u16, user: &str, password: &str) -> String {
 /// What the sqlite3 CLI prints for `sql` on the shared server's accounts store (read-only).
 fn query(sql: &str) -> String {
     let output = Command::new("sqlite3")
-        .args(["-init", "/dev/null", "-batch", "-readonly"])
+        .args([
+            "-init",
+            "/dev/null",
+            "-batch",
+            "-readonly",
+            "-cmd",
+            ".timeout 10000",
+        ])
         .arg(server().accounts_db())
         .arg(sql)
         .stdin(Stdio::null())

@@ -29,7 +29,9 @@ impl TurnFixture {
     }
 
     fn sql(statement: &str) -> String {
+        // Other tests' services write the database at the same time: wait for their locks.
         let output = std::process::Command::new("sqlite3")
+            .args(["-cmd", ".timeout 10000"])
             .arg(server().db_path())
             .arg(statement)
             .output()
