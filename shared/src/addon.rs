@@ -15,6 +15,7 @@ use crate::{
         DeprovisionRequest, DeprovisionResponse, ListRequest, ListResponse, ProvisionRequest,
         ProvisionResponse,
         addon_server::{Addon, AddonServer},
+        provision_request::Options,
     },
     server::{GrpcServer, ServeError, to_completion},
 };
@@ -74,6 +75,24 @@ impl InvalidField {
 /// Validates an app id field.
 pub fn parse_app_id(app_id: &str) -> Result<AppId, InvalidField> {
     AppId::parse(app_id).map_err(|reason| InvalidField::new("app_id", reason.to_string()))
+}
+
+/// Options of an addon `service` does not serve: INVALID_ARGUMENT on `options`, naming what it
+/// takes ("this is the oidc service; it takes oidc or proxyAuth options, not mysql").
+pub fn foreign_options(service: catalog::Service, options: &Options) -> InvalidField {
+    let takes = match service.addons {
+        [] => String::from("no"),
+        [one] => (*one).to_owned(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+    };
+    InvalidField::new(
+        "options",
+        format!(
+            "this is the {} service; it takes {takes} options, not {}",
+            service.name,
+            options.addon_name()
+        ),
+    )
 }
 
 /// Serves `backend` as `fleet.addon.v1.Addon` on `server` until `shutdown`, then drains.
@@ -194,5 +213,31 @@ mod tests {
             served_addon(catalog::MYSQL, "MySQL").is_err(),
             "names are exact"
         );
+    }
+
+    #[test]
+    fn foreign_options_name_what_the_service_takes() {
+        let mysql = Options::Mysql(Default::default());
+        let turn = Options::Turn(Default::default());
+        for (service, options, expected) in [
+            (catalog::TURN, &mysql, "turn options, not mysql"),
+            (
+                catalog::OIDC,
+                &mysql,
+                "oidc or proxyAuth options, not mysql",
+            ),
+            (
+                catalog::MAIL,
+                &turn,
+                "sendmail, recvmail or email options, not turn",
+            ),
+        ] {
+            let refused = foreign_options(service, options);
+            assert_eq!(refused.field, "options");
+            assert_eq!(
+                refused.reason,
+                format!("this is the {} service; it takes {expected}", service.name)
+            );
+        }
     }
 }

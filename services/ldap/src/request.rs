@@ -2,7 +2,8 @@
 
 use fleet_shared::{
     AppId, Secret,
-    addon::{InvalidField, parse_app_id},
+    addon::{InvalidField, foreign_options, parse_app_id},
+    catalog,
     error::AddonError,
     proto::{
         addon::{LdapOptions, ProvisionRequest, provision_request::Options},
@@ -40,11 +41,7 @@ impl TryFrom<ProvisionRequest> for ProvisionSpec {
         match options {
             None | Some(Options::Ldap(LdapOptions {})) => {}
             Some(other) => {
-                let reason = format!(
-                    "this is the ldap service; it takes ldap options, not {}",
-                    other.addon_name()
-                );
-                return Err(InvalidField::new("options", reason).into());
+                return Err(foreign_options(catalog::LDAP, &other).into());
             }
         }
         Ok(Self {

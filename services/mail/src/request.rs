@@ -3,7 +3,8 @@
 
 use fleet_shared::{
     AppId,
-    addon::{InvalidField, parse_app_id},
+    addon::{InvalidField, foreign_options, parse_app_id},
+    catalog,
     error::AddonError,
     proto::addon::{
         EmailOptions, ProvisionRequest, RecvmailOptions, SendmailOptions,
@@ -91,12 +92,7 @@ impl TryFrom<ProvisionRequest> for ProvisionSpec {
                 .into());
             }
             Some(other) => {
-                let reason = format!(
-                    "this is the mail service; it takes sendmail, recvmail or email options, \
-                     not {}",
-                    other.addon_name()
-                );
-                return Err(InvalidField::new("options", reason).into());
+                return Err(foreign_options(catalog::MAIL, &other).into());
             }
         };
         Ok(Self {

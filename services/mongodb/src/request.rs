@@ -2,7 +2,8 @@
 
 use fleet_shared::{
     AppId,
-    addon::{InvalidField, parse_app_id},
+    addon::{foreign_options, parse_app_id},
+    catalog,
     error::AddonError,
     proto::addon::{MongodbOptions, ProvisionRequest, provision_request::Options},
 };
@@ -33,11 +34,7 @@ impl TryFrom<ProvisionRequest> for ProvisionSpec {
             None => false,
             Some(Options::Mongodb(MongodbOptions { oplog })) => oplog,
             Some(other) => {
-                let reason = format!(
-                    "this is the mongodb service; it takes mongodb options, not {}",
-                    other.addon_name()
-                );
-                return Err(InvalidField::new("options", reason).into());
+                return Err(foreign_options(catalog::MONGODB, &other).into());
             }
         };
         Ok(Self {

@@ -3,7 +3,7 @@
 
 use fleet_shared::{
     AppId,
-    addon::{InvalidField, parse_app_id},
+    addon::{foreign_options, parse_app_id},
     catalog,
     error::AddonError,
     proto::addon::{MysqlOptions, ProvisionRequest, provision_request::Options},
@@ -63,15 +63,7 @@ impl TryFrom<ProvisionRequest> for ProvisionSpec {
             None => false,
             Some(Options::Mysql(MysqlOptions { multiple_databases })) => multiple_databases,
             Some(other) => {
-                return Err(InvalidField::new(
-                    "options",
-                    format!(
-                        "this is the {} service; it takes mysql options, not {}",
-                        catalog::MYSQL.name,
-                        other.addon_name()
-                    ),
-                )
-                .into());
+                return Err(foreign_options(catalog::MYSQL, &other).into());
             }
         };
         Ok(Self {

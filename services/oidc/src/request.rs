@@ -4,7 +4,8 @@
 
 use fleet_shared::{
     AppId,
-    addon::{InvalidField, parse_app_id},
+    addon::{InvalidField, foreign_options, parse_app_id},
+    catalog,
     domain::is_domain_name,
     error::AddonError,
     proto::addon::{
@@ -75,11 +76,7 @@ impl TryFrom<ProvisionRequest> for ProvisionSpec {
             Some(Options::Oidc(options)) => oidc(options)?,
             Some(Options::ProxyAuth(options)) => proxy_auth(options)?,
             Some(other) => {
-                let reason = format!(
-                    "this is the oidc service; it takes oidc or proxyAuth options, not {}",
-                    other.addon_name()
-                );
-                return Err(InvalidField::new("options", reason).into());
+                return Err(foreign_options(catalog::OIDC, &other).into());
             }
         };
         Ok(Self {

@@ -3,7 +3,7 @@
 
 use fleet_shared::{
     AppId,
-    addon::parse_app_id,
+    addon::{foreign_options, parse_app_id},
     catalog,
     error::AddonError,
     proto::addon::{ProvisionRequest, provision_request::Options},
@@ -70,14 +70,7 @@ impl TryFrom<ProvisionRequest> for ProvisionSpec {
                 (locale, extensions)
             }
             Some(other) => {
-                return Err(AddonError::invalid(
-                    "options",
-                    format!(
-                        "this is the {} service; it takes postgresql options, not {}",
-                        catalog::POSTGRESQL.name,
-                        other.addon_name()
-                    ),
-                ));
+                return Err(foreign_options(catalog::POSTGRESQL, &other).into());
             }
         };
         let locale = if locale.is_empty() {

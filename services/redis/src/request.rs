@@ -2,7 +2,8 @@
 
 use fleet_shared::{
     AppId,
-    addon::{InvalidField, parse_app_id},
+    addon::{foreign_options, parse_app_id},
+    catalog,
     error::AddonError,
     proto::addon::{ProvisionRequest, RedisOptions, provision_request::Options},
 };
@@ -31,11 +32,7 @@ impl TryFrom<ProvisionRequest> for ProvisionSpec {
             None => false,
             Some(Options::Redis(RedisOptions { no_password })) => no_password,
             Some(other) => {
-                let reason = format!(
-                    "this is the redis service; it takes redis options, not {}",
-                    other.addon_name()
-                );
-                return Err(InvalidField::new("options", reason).into());
+                return Err(foreign_options(catalog::REDIS, &other).into());
             }
         };
         Ok(Self {

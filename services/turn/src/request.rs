@@ -2,7 +2,8 @@
 
 use fleet_shared::{
     AppId,
-    addon::{InvalidField, parse_app_id},
+    addon::{foreign_options, parse_app_id},
+    catalog,
     error::AddonError,
     proto::addon::{ProvisionRequest, TurnOptions, provision_request::Options},
 };
@@ -28,11 +29,7 @@ impl TryFrom<ProvisionRequest> for ProvisionSpec {
         match options {
             None | Some(Options::Turn(TurnOptions {})) => {}
             Some(other) => {
-                let reason = format!(
-                    "this is the turn service; it takes turn options, not {}",
-                    other.addon_name()
-                );
-                return Err(InvalidField::new("options", reason).into());
+                return Err(foreign_options(catalog::TURN, &other).into());
             }
         }
         Ok(Self {
