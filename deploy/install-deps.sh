@@ -32,6 +32,12 @@ packages=(
     # the turn addon, configured by deploy/turn/cluster.sh (its SQLite user database with the
     # sqlite3 CLI); the package's own service is stopped below.
     coturn
+    # Docker Engine (dockerd 20.10, with containerd and runc) behind the docker addon, run by
+    # deploy/docker-proxy/engine.sh with its own data root and socket (root's only, though the
+    # package creates a group docker), and busybox-static, whose static /bin/busybox is the test
+    # image (`engine.sh import-busybox`: no image can be pulled). The package's own docker and
+    # containerd services are stopped below.
+    docker.io busybox-static
     locales util-linux
     # The MongoDB stand-in runs from a venv of the system Python, as its own user.
     python3-venv
@@ -67,10 +73,17 @@ if [ ${#missing[@]} -gt 0 ]; then
     # instances of each (tests, deploy/mail/cluster.sh) and has no use for them. coturn enables a
     # system turnserver on 3478/5349 (it starts only with TURNSERVER_ENABLED=1 in
     # /etc/default/coturn under SysV init, at once under systemd): deploy/turn/cluster.sh runs
-    # the fleet's own.
-    for service in nginx postfix dovecot coturn; do
+    # the fleet's own. docker.io enables a system dockerd on /run/docker.sock (and its socket
+    # unit, which would start it again on the first client) with containerd: engine.sh runs
+    # the fleet's own, which needs neither.
+    for service in nginx postfix dovecot coturn docker.socket docker containerd; do
+        case $service in
+        dovecot) package=dovecot-core ;;
+        docker.socket | docker | containerd) package=docker.io ;;
+        *) package=$service ;;
+        esac
         case " ${missing[*]} " in
-        *" $service "* | *" $service-core "*) ;;
+        *" $package "*) ;;
         *) continue ;;
         esac
         if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then

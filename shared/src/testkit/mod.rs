@@ -5,10 +5,12 @@
 //! and a free port, and runs under a watchdog shell that stops it when the test process exits
 //! (even on a panic or `kill -9`) and then deletes its directory. nginx, which fronts apps in
 //! the proxyAuth tests, is started the same way from a configuration the test gives. The mail
-//! server (Postfix + Dovecot) takes a block of consecutive ports from its base port on.
+//! server (Postfix + Dovecot) takes a block of consecutive ports from its base port on. The
+//! Docker Engine listens on a socket in its directory, not on a port.
 
 pub mod bench;
 pub mod conformance;
+mod docker;
 pub mod harness;
 pub mod host;
 mod ldap;
@@ -21,6 +23,7 @@ mod proxy;
 mod script;
 mod turn;
 
+pub use docker::DockerEngine;
 pub use ldap::LdapServer;
 pub use mail::MailServer;
 pub use mariadb::MariaDbServer;
@@ -116,6 +119,21 @@ impl Watched {
         pick_port: impl Fn() -> Result<u16, TestkitError>,
         ready: impl Fn(u16) -> bool,
     ) -> Result<Self, TestkitError> {
+        Self::start_in(name, script, extra, stop_signal, pick_port, |_, port| {
+            ready(port)
+        })
+    }
+
+    /// [`Watched::start_on`] for a server that is ready by something in its directory (the
+    /// Docker Engine's socket), not by its port: `ready(dir, port)`.
+    fn start_in(
+        name: &'static str,
+        script: &str,
+        extra: &[&str],
+        stop_signal: &str,
+        pick_port: impl Fn() -> Result<u16, TestkitError>,
+        ready: impl Fn(&std::path::Path, u16) -> bool,
+    ) -> Result<Self, TestkitError> {
         let password = format!("pw{}x{}", std::process::id(), free_port()?);
         let mut last_error = String::new();
         for _attempt in 0..3 {
@@ -156,7 +174,10 @@ impl Watched {
         )))
     }
 
-    fn wait_ready(&mut self, ready: &impl Fn(u16) -> bool) -> Result<(), TestkitError> {
+    fn wait_ready(
+        &mut self,
+        ready: &impl Fn(&std::path::Path, u16) -> bool,
+    ) -> Result<(), TestkitError> {
         let deadline = Instant::now() + START_TIMEOUT;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.watchdog.try_wait() {
@@ -166,7 +187,7 @@ impl Watched {
                     self.log()
                 )));
             }
-            if ready(self.port) {
+            if ready(&self.base, self.port) {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
