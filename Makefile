@@ -28,3 +28,4 @@ bench: deps
 	cargo bench -p fleet-oidc --bench tokens
 	cargo bench -p fleet-mail --bench mail
 	cargo bench -p fleet-turn --bench turn
+	cargo bench -p fleet-docker-proxy --bench proxy

@@ -19,8 +19,10 @@
 # on 2525-2532, mail domain FLEET_UP_MAIL_DOMAIN or example.test, data under .fleet/mail, as
 # root only), FLEET_UP_MAIL_PORT (50057), FLEET_UP_MAIL_MILTER_PORT (8057: the From-header
 # check Postfix calls), FLEET_UP_TURN_SERVER_PORT (3478: coturn, UDP+TCP, TLS on 3479, relays
-# on 49152-49251, data under .fleet/turn, as root only) and FLEET_UP_TURN_PORT (50058). The
-# coordinator keeps its app records
+# on 49152-49251, data under .fleet/turn, as root only), FLEET_UP_TURN_PORT (50058),
+# FLEET_UP_DOCKER_PROXY_PORT (50059: the docker addon over a private dockerd, state under
+# .fleet/docker, apps' endpoints on FLEET_UP_DOCKER_ENDPOINT_PORTS or 50600-50699, apps' data
+# directories under .fleet/apps, as root only). The coordinator keeps its app records
 # in .fleet/coordinator.db (SQLite). As root, slapd runs as user openldap and SecantusDB as
 # user fleet-mongodb, each in a directory only it can enter. SecantusDB is a MongoDB STAND-IN
 # for development and tests only: it does not enforce all of its own access control
@@ -45,6 +47,8 @@ mail_port=${FLEET_UP_MAIL_PORT:-50057}
 mail_milter_port=${FLEET_UP_MAIL_MILTER_PORT:-8057}
 turn_server_port=${FLEET_UP_TURN_SERVER_PORT:-3478}
 turn_port=${FLEET_UP_TURN_PORT:-50058}
+docker_proxy_port=${FLEET_UP_DOCKER_PROXY_PORT:-50059}
+docker_endpoint_ports=${FLEET_UP_DOCKER_ENDPOINT_PORTS:-50600-50699}
 say() { echo "fleet-up: $*"; }
 
 bash "$root/deploy/install-deps.sh"
@@ -183,6 +187,23 @@ else
     say "the turn addon is left out: coturn starts only as root"
 fi
 
+# --- dockerd (backend of the docker addon), private to the fleet. It starts as root too.
+docker_dir="$state/docker"
+docker_url=()
+if [ "$(id -u)" = 0 ]; then
+    ENGINE_ADDRESS_POOL=auto "$root/deploy/docker-proxy/engine.sh" run "$docker_dir" \
+        >"$state/docker-engine.log" 2>&1 &
+    track $! TERM
+    "$root/deploy/docker-proxy/engine.sh" wait "$docker_dir" 60
+    # A small image to try the addon with (no image can be pulled through the proxy).
+    "$root/deploy/docker-proxy/engine.sh" import-busybox "$docker_dir"
+    say "dockerd on unix://$docker_dir/docker.sock (log: $state/docker-engine.log; load images with DOCKER_HOST=unix://$docker_dir/docker.sock docker load)"
+    mkdir -p "$state/apps"
+    docker_url=(FLEET_COORDINATOR_DOCKER_PROXY_URL="http://127.0.0.1:$docker_proxy_port")
+else
+    say "the docker addon is left out: dockerd starts only as root"
+fi
+
 # --- the services
 say "building the services (cargo build --release)"
 cargo build --release --bins --manifest-path "$root/Cargo.toml"
@@ -256,7 +277,18 @@ if [ ${#turn_url[@]} -gt 0 ]; then
     wait_port fleet-turn "$turn_port" "${pids[0]}"
 fi
 
-env "${common[@]}" "${mail_url[@]}" "${turn_url[@]}" FLEET_LISTEN="127.0.0.1:$coordinator_port" \
+if [ ${#docker_url[@]} -gt 0 ]; then
+    env "${common[@]}" FLEET_LISTEN="127.0.0.1:$docker_proxy_port" \
+        FLEET_DOCKER_PROXY_ENGINE_SOCKET="$docker_dir/docker.sock" \
+        FLEET_DOCKER_PROXY_STATE_DIR="$state/docker-proxy" \
+        FLEET_DOCKER_PROXY_APPS_DATA_DIR="$state/apps" \
+        FLEET_DOCKER_PROXY_ENDPOINT_PORTS="$docker_endpoint_ports" \
+        "$bin/fleet-docker-proxy" &
+    track $! TERM
+    wait_port fleet-docker-proxy "$docker_proxy_port" "${pids[0]}"
+fi
+
+env "${common[@]}" "${mail_url[@]}" "${turn_url[@]}" "${docker_url[@]}" FLEET_LISTEN="127.0.0.1:$coordinator_port" \
     FLEET_COORDINATOR_MYSQL_URL="http://127.0.0.1:$mysql_port" \
     FLEET_COORDINATOR_POSTGRESQL_URL="http://127.0.0.1:$postgresql_port" \
     FLEET_COORDINATOR_REDIS_URL="http://127.0.0.1:$redis_port" \
@@ -276,6 +308,7 @@ fleet-up: the fleet is up. Services (gRPC, reflection on; calls need the bearer 
   ldap         127.0.0.1:$ldap_port (also fleet.directory.v1.Directory; slapd: ldap://127.0.0.1:$slapd_port)
   mail         127.0.0.1:$mail_port (root only; SMTP submission 127.0.0.1:$mail_server_port, IMAP $((mail_server_port + 2)))
   turn         127.0.0.1:$turn_port (root only; coturn 127.0.0.1:$turn_server_port)
+  docker-proxy 127.0.0.1:$docker_proxy_port (root only; apps' Docker endpoints on 127.0.0.1:$docker_endpoint_ports)
   mysql        127.0.0.1:$mysql_port
   oidc         127.0.0.1:$oidc_port (OpenID provider: http://127.0.0.1:$oidc_http_port/.well-known/openid-configuration)
   mongodb      127.0.0.1:$mongodb_port (backend: SecantusDB, a stand-in for development and tests only)

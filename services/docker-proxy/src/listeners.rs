@@ -193,6 +193,9 @@ async fn accept(
             // Reap finished connections so the set does not grow.
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
         };
+        // Responses are written in pieces (headers, then body frames): without this, a
+        // kept-alive client waits for its delayed ACK between them.
+        let _ = stream.set_nodelay(true);
         if !proxy.admits(peer.ip()) {
             tracing::warn!(app = %endpoint.app, peer = %peer.ip(), "connection refused: not an allowed source");
             continue;

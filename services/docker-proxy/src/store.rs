@@ -3,12 +3,13 @@
 //! listens on the ports it names, and every call on an endpoint is checked against it, so an
 //! endpoint removed by one replica answers no more calls on any.
 
-use std::{collections::HashSet, ops::RangeInclusive, path::Path};
+use std::{collections::HashSet, ops::RangeInclusive, path::Path, time::Duration};
 
 use fleet_shared::{AppId, backend_store::BackendStore, error::AddonError};
 use sqlx::{
-    Connection, SqliteConnection,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode},
+    Connection, Sqlite, SqliteConnection, SqlitePool,
+    pool::PoolConnection,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions},
 };
 
 /// The table's file in the state directory.
@@ -49,6 +50,9 @@ pub enum Put<L> {
 #[derive(Debug, Clone)]
 pub struct Endpoints {
     store: BackendStore,
+    /// Connections kept open for reads: every call on an endpoint reads the table, and a new
+    /// SQLite connection (a thread of sqlx's) costs more than the read.
+    reads: SqlitePool,
 }
 
 impl Endpoints {
@@ -80,11 +84,23 @@ impl Endpoints {
             .await
             .map_err(|e| store.classify(e))?;
         conn.close().await.map_err(|e| store.classify(e))?;
-        Ok(Self { store })
+        let reads = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_lazy_with(
+                SqliteConnectOptions::new()
+                    .filename(&db)
+                    .create_if_missing(false)
+                    .read_only(true)
+                    .busy_timeout(Duration::from_secs(5)),
+            );
+        Ok(Self { store, reads })
     }
 
-    async fn read(&self) -> Result<SqliteConnection, AddonError> {
-        self.store.connect().await
+    async fn read(&self) -> Result<PoolConnection<Sqlite>, AddonError> {
+        self.reads
+            .acquire()
+            .await
+            .map_err(|e| self.store.classify(e))
     }
 
     /// Every endpoint.
@@ -92,7 +108,7 @@ impl Endpoints {
         let mut conn = self.read().await?;
         let rows: Vec<(String, i64, i64)> =
             sqlx::query_as("SELECT app_id, generation, port FROM endpoints ORDER BY app_id")
-                .fetch_all(&mut conn)
+                .fetch_all(&mut *conn)
                 .await
                 .map_err(|e| self.store.classify(e))?;
         Ok(rows.into_iter().filter_map(endpoint).collect())
@@ -104,7 +120,7 @@ impl Endpoints {
         let row: Option<(String, i64, i64)> =
             sqlx::query_as("SELECT app_id, generation, port FROM endpoints WHERE port = ?1")
                 .bind(i64::from(port))
-                .fetch_optional(&mut conn)
+                .fetch_optional(&mut *conn)
                 .await
                 .map_err(|e| self.store.classify(e))?;
         Ok(row.and_then(endpoint))
