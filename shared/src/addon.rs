@@ -95,6 +95,46 @@ pub fn foreign_options(service: catalog::Service, options: &Options) -> InvalidF
     )
 }
 
+/// An addon whose manifest entry takes no options (`"turn": {}`, `"docker": {}`): what
+/// [`OptionlessSpec`] needs to know of it.
+pub trait Optionless: Send + 'static {
+    /// The service that serves it.
+    const SERVICE: catalog::Service;
+    /// Whether `options` are this addon's (empty) options.
+    fn own(options: &Options) -> bool;
+}
+
+/// A validated Provision call of an [`Optionless`] addon `A`: the app and its credential
+/// generation; any other addon's options are INVALID_ARGUMENT.
+#[derive(Debug, Clone)]
+pub struct OptionlessSpec<A> {
+    pub app: AppId,
+    pub generation: u32,
+    addon: std::marker::PhantomData<fn() -> A>,
+}
+
+impl<A: Optionless> TryFrom<ProvisionRequest> for OptionlessSpec<A> {
+    type Error = AddonError;
+
+    fn try_from(request: ProvisionRequest) -> Result<Self, AddonError> {
+        let ProvisionRequest {
+            app_id,
+            app_domain: _,
+            credential_generation,
+            options,
+        } = request;
+        let app = parse_app_id(&app_id)?;
+        if let Some(other) = options.as_ref().filter(|o| !A::own(o)) {
+            return Err(foreign_options(A::SERVICE, other).into());
+        }
+        Ok(Self {
+            app,
+            generation: credential_generation,
+            addon: std::marker::PhantomData,
+        })
+    }
+}
+
 /// Serves `backend` as `fleet.addon.v1.Addon` on `server` until `shutdown`, then drains.
 pub async fn serve_addon<B: AddonBackend>(
     backend: B,
@@ -212,6 +252,41 @@ mod tests {
         assert!(
             served_addon(catalog::MYSQL, "MySQL").is_err(),
             "names are exact"
+        );
+    }
+
+    struct Turn;
+    impl Optionless for Turn {
+        const SERVICE: catalog::Service = catalog::TURN;
+        fn own(options: &Options) -> bool {
+            matches!(options, Options::Turn(_))
+        }
+    }
+
+    #[test]
+    fn an_optionless_addon_takes_its_own_empty_options_or_none() {
+        let request = |options| ProvisionRequest {
+            app_id: "meet".to_owned(),
+            app_domain: String::new(),
+            credential_generation: 3,
+            options,
+        };
+        let spec = OptionlessSpec::<Turn>::try_from(request(None)).map_err(|e| e.to_string());
+        assert_eq!(
+            spec.map(|s| (s.app.as_str().to_owned(), s.generation)),
+            Ok(("meet".to_owned(), 3))
+        );
+        assert!(
+            OptionlessSpec::<Turn>::try_from(request(Some(Options::Turn(Default::default()))))
+                .is_ok()
+        );
+        let refused =
+            OptionlessSpec::<Turn>::try_from(request(Some(Options::Mysql(Default::default()))))
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+        assert_eq!(
+            refused,
+            Err("options: this is the turn service; it takes turn options, not mysql".to_owned())
         );
     }
 

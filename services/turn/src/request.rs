@@ -1,67 +1,22 @@
-//! Provision requests as the domain sees them: the turn addon has no options.
+//! Provision requests as the domain sees them: the turn addon has no options (the kit's
+//! [`OptionlessSpec`]).
 
 use fleet_shared::{
-    AppId,
-    addon::{foreign_options, parse_app_id},
+    addon::{Optionless, OptionlessSpec},
     catalog,
-    error::AddonError,
-    proto::addon::{ProvisionRequest, TurnOptions, provision_request::Options},
+    proto::addon::provision_request::Options,
 };
 
-/// A validated Provision call.
-#[derive(Debug, Clone)]
-pub struct ProvisionSpec {
-    pub app: AppId,
-    pub generation: u32,
-}
+/// The turn addon, as the kit validates its requests.
+pub struct TurnAddon;
 
-impl TryFrom<ProvisionRequest> for ProvisionSpec {
-    type Error = AddonError;
+impl Optionless for TurnAddon {
+    const SERVICE: catalog::Service = catalog::TURN;
 
-    fn try_from(request: ProvisionRequest) -> Result<Self, AddonError> {
-        let ProvisionRequest {
-            app_id,
-            app_domain: _,
-            credential_generation,
-            options,
-        } = request;
-        let app = parse_app_id(&app_id)?;
-        match options {
-            None | Some(Options::Turn(TurnOptions {})) => {}
-            Some(other) => {
-                return Err(foreign_options(catalog::TURN, &other).into());
-            }
-        }
-        Ok(Self {
-            app,
-            generation: credential_generation,
-        })
+    fn own(options: &Options) -> bool {
+        matches!(options, Options::Turn(_))
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use fleet_shared::proto::addon::RedisOptions;
-
-    use super::*;
-
-    fn request(options: Option<Options>) -> ProvisionRequest {
-        ProvisionRequest {
-            app_id: "meet".to_owned(),
-            app_domain: String::new(),
-            credential_generation: 3,
-            options,
-        }
-    }
-
-    #[test]
-    fn turn_options_or_none_are_taken_others_refused() {
-        let spec = ProvisionSpec::try_from(request(None)).unwrap();
-        assert_eq!((spec.app.as_str(), spec.generation), ("meet", 3));
-        assert!(ProvisionSpec::try_from(request(Some(Options::Turn(TurnOptions {})))).is_ok());
-        let error = ProvisionSpec::try_from(request(Some(Options::Redis(RedisOptions::default()))))
-            .unwrap_err();
-        assert!(error.to_string().starts_with("options"), "{error}");
-    }
-}
+/// A validated Provision call: the app and its credential generation.
+pub type ProvisionSpec = OptionlessSpec<TurnAddon>;
