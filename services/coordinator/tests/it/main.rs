@@ -5,6 +5,7 @@
 
 mod support;
 
+mod docker;
 mod install;
 mod limits;
 mod mail;
