@@ -22,7 +22,8 @@
 # on 49152-49251, data under .fleet/turn, as root only), FLEET_UP_TURN_PORT (50058),
 # FLEET_UP_DOCKER_PROXY_PORT (50059: the docker addon over a private dockerd, state under
 # .fleet/docker, apps' endpoints on FLEET_UP_DOCKER_ENDPOINT_PORTS or 50600-50699, apps' data
-# directories under .fleet/apps, as root only). The coordinator keeps its app records
+# directories under .fleet/apps, as root only). Every service serves Prometheus metrics on
+# 127.0.0.1 at its gRPC port + 10000 (/metrics). The coordinator keeps its app records
 # in .fleet/coordinator.db (SQLite). As root, slapd runs as user openldap and SecantusDB as
 # user fleet-mongodb, each in a directory only it can enter. SecantusDB is a MongoDB STAND-IN
 # for development and tests only: it does not enforce all of its own access control
@@ -210,34 +211,34 @@ cargo build --release --bins --manifest-path "$root/Cargo.toml"
 bin="$root/target/release"
 common=(FLEET_MASTER_KEY_FILE="$state/master.key" FLEET_API_TOKEN_FILE="$state/token")
 
-env "${common[@]}" FLEET_LISTEN="127.0.0.1:$postgresql_port" \
+env "${common[@]}" FLEET_LISTEN="127.0.0.1:$postgresql_port" FLEET_METRICS_LISTEN="127.0.0.1:$((postgresql_port + 10000))" \
     FLEET_POSTGRESQL_ADMIN_URL="postgres://postgres@127.0.0.1:$pg_port/postgres" \
     FLEET_POSTGRESQL_ADMIN_PASSWORD_FILE="$pg_dir/superuser-password" \
     "$bin/fleet-postgresql" &
 track $! TERM
 wait_port fleet-postgresql "$postgresql_port" "${pids[0]}"
 
-env "${common[@]}" FLEET_LISTEN="127.0.0.1:$mysql_port" \
+env "${common[@]}" FLEET_LISTEN="127.0.0.1:$mysql_port" FLEET_METRICS_LISTEN="127.0.0.1:$((mysql_port + 10000))" \
     FLEET_MYSQL_ADMIN_URL="mysql://fleet_admin@127.0.0.1:$mariadb_port/" \
     FLEET_MYSQL_ADMIN_PASSWORD_FILE="$maria_dir/admin-password" \
     "$bin/fleet-mysql" &
 track $! TERM
 wait_port fleet-mysql "$mysql_port" "${pids[0]}"
 
-env "${common[@]}" FLEET_LISTEN="127.0.0.1:$mongodb_port" \
+env "${common[@]}" FLEET_LISTEN="127.0.0.1:$mongodb_port" FLEET_METRICS_LISTEN="127.0.0.1:$((mongodb_port + 10000))" \
     FLEET_MONGODB_ADMIN_URL="mongodb://root@127.0.0.1:$mongo_port/?authSource=admin" \
     FLEET_MONGODB_ADMIN_PASSWORD_FILE="$mongo_dir/root-password" \
     "$bin/fleet-mongodb" &
 track $! TERM
 wait_port fleet-mongodb "$mongodb_port" "${pids[0]}"
 
-env "${common[@]}" FLEET_LISTEN="127.0.0.1:$redis_port" \
+env "${common[@]}" FLEET_LISTEN="127.0.0.1:$redis_port" FLEET_METRICS_LISTEN="127.0.0.1:$((redis_port + 10000))" \
     FLEET_REDIS_DATA_DIR="$state/redis" FLEET_REDIS_STOP_INSTANCES_ON_EXIT=true \
     "$bin/fleet-redis" &
 track $! TERM
 wait_port fleet-redis "$redis_port" "${pids[0]}"
 
-env "${common[@]}" FLEET_LISTEN="127.0.0.1:$ldap_port" \
+env "${common[@]}" FLEET_LISTEN="127.0.0.1:$ldap_port" FLEET_METRICS_LISTEN="127.0.0.1:$((ldap_port + 10000))" \
     FLEET_LDAP_ADMIN_URL="ldap://127.0.0.1:$slapd_port" \
     FLEET_LDAP_ADMIN_PASSWORD_FILE="$ldap_dir/admin-password" \
     "$bin/fleet-ldap" &
@@ -246,7 +247,7 @@ wait_port fleet-ldap "$ldap_port" "${pids[0]}"
 
 # The provider reads users as the directory administrator here; in production give it an
 # account that only reads ou=users and ou=groups (services/oidc/README.md).
-env "${common[@]}" FLEET_LISTEN="127.0.0.1:$oidc_port" \
+env "${common[@]}" FLEET_LISTEN="127.0.0.1:$oidc_port" FLEET_METRICS_LISTEN="127.0.0.1:$((oidc_port + 10000))" \
     FLEET_OIDC_ISSUER="http://127.0.0.1:$oidc_http_port" \
     FLEET_OIDC_HTTP_LISTEN="127.0.0.1:$oidc_http_port" \
     FLEET_OIDC_STATE_URL="sqlite://$state/oidc.db" \
@@ -259,7 +260,7 @@ wait_port fleet-oidc "$oidc_port" "${pids[0]}"
 wait_port "fleet-oidc (provider)" "$oidc_http_port" "${pids[0]}"
 
 if [ ${#mail_url[@]} -gt 0 ]; then
-    env "${common[@]}" FLEET_LISTEN="127.0.0.1:$mail_port" \
+    env "${common[@]}" FLEET_LISTEN="127.0.0.1:$mail_port" FLEET_METRICS_LISTEN="127.0.0.1:$((mail_port + 10000))" \
         FLEET_MAIL_DIR="$mail_dir" FLEET_MAIL_PORT="$mail_server_port" \
         FLEET_MAIL_MILTER_LISTEN="127.0.0.1:$mail_milter_port" \
         FLEET_MAIL_LDAP_URL="ldap://127.0.0.1:$slapd_port" \
@@ -270,7 +271,7 @@ if [ ${#mail_url[@]} -gt 0 ]; then
 fi
 
 if [ ${#turn_url[@]} -gt 0 ]; then
-    env "${common[@]}" FLEET_LISTEN="127.0.0.1:$turn_port" \
+    env "${common[@]}" FLEET_LISTEN="127.0.0.1:$turn_port" FLEET_METRICS_LISTEN="127.0.0.1:$((turn_port + 10000))" \
         FLEET_TURN_DIR="$turn_dir" FLEET_TURN_PORT="$turn_server_port" \
         "$bin/fleet-turn" &
     track $! TERM
@@ -278,7 +279,7 @@ if [ ${#turn_url[@]} -gt 0 ]; then
 fi
 
 if [ ${#docker_url[@]} -gt 0 ]; then
-    env "${common[@]}" FLEET_LISTEN="127.0.0.1:$docker_proxy_port" \
+    env "${common[@]}" FLEET_LISTEN="127.0.0.1:$docker_proxy_port" FLEET_METRICS_LISTEN="127.0.0.1:$((docker_proxy_port + 10000))" \
         FLEET_DOCKER_PROXY_ENGINE_SOCKET="$docker_dir/docker.sock" \
         FLEET_DOCKER_PROXY_STATE_DIR="$state/docker-proxy" \
         FLEET_DOCKER_PROXY_APPS_DATA_DIR="$state/apps" \
@@ -288,7 +289,7 @@ if [ ${#docker_url[@]} -gt 0 ]; then
     wait_port fleet-docker-proxy "$docker_proxy_port" "${pids[0]}"
 fi
 
-env "${common[@]}" "${mail_url[@]}" "${turn_url[@]}" "${docker_url[@]}" FLEET_LISTEN="127.0.0.1:$coordinator_port" \
+env "${common[@]}" "${mail_url[@]}" "${turn_url[@]}" "${docker_url[@]}" FLEET_LISTEN="127.0.0.1:$coordinator_port" FLEET_METRICS_LISTEN="127.0.0.1:$((coordinator_port + 10000))" \
     FLEET_COORDINATOR_MYSQL_URL="http://127.0.0.1:$mysql_port" \
     FLEET_COORDINATOR_POSTGRESQL_URL="http://127.0.0.1:$postgresql_port" \
     FLEET_COORDINATOR_REDIS_URL="http://127.0.0.1:$redis_port" \
@@ -303,7 +304,8 @@ wait_port fleet-coordinator "$coordinator_port" "${pids[0]}"
 
 cat <<EOT
 
-fleet-up: the fleet is up. Services (gRPC, reflection on; calls need the bearer token):
+fleet-up: the fleet is up. Services (gRPC, reflection on; calls need the bearer token;
+Prometheus metrics at http://127.0.0.1:<port + 10000>/metrics):
   coordinator  127.0.0.1:$coordinator_port
   ldap         127.0.0.1:$ldap_port (also fleet.directory.v1.Directory; slapd: ldap://127.0.0.1:$slapd_port)
   mail         127.0.0.1:$mail_port (root only; SMTP submission 127.0.0.1:$mail_server_port, IMAP $((mail_server_port + 2)))

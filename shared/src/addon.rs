@@ -157,9 +157,17 @@ pub async fn serve_addon_with<B: AddonBackend>(
     let name = <AddonServer<AddonService<B>> as NamedService>::NAME;
     let names: Vec<&'static str> = [name].iter().chain(extra_names).copied().collect();
     let probed = Arc::clone(&backend);
+    let metrics = server.metrics();
     server.spawn_health_probe(&names, HEALTH_PROBE_INTERVAL, move || {
-        let probed = Arc::clone(&probed);
-        async move { probed.ping().await }
+        let (probed, metrics) = (Arc::clone(&probed), Arc::clone(&metrics));
+        async move {
+            let up = probed.ping().await;
+            metrics.set_backend_up(up);
+            if up && let Ok(apps) = probed.list().await {
+                metrics.set_apps(apps.len());
+            }
+            up
+        }
     });
     let service = AddonServer::with_interceptor(AddonService { backend }, server.auth());
     server

@@ -176,6 +176,12 @@ pub struct CommonConfig {
     pub shutdown_grace: Duration,
     /// Connection, request and stream limits of the server (`FLEET_MAX_CONNECTIONS`, ...).
     pub limits: ServerLimits,
+    /// `FLEET_METRICS_LISTEN`: where Prometheus metrics are served at `/metrics` (default: not
+    /// served; `make up` and the compose file set it for every service).
+    pub metrics_listen: Option<SocketAddr>,
+    /// The service's catalog name (found by its well-known port), the `service` label of its
+    /// metrics.
+    pub service_name: &'static str,
 }
 
 impl CommonConfig {
@@ -212,6 +218,11 @@ impl CommonConfig {
             .unwrap_or_else(|| "info".to_owned());
         let shutdown_grace = env.seconds("FLEET_SHUTDOWN_GRACE_SECS", Duration::from_secs(30));
         let limits = ServerLimits::read(env);
+        let metrics_listen = env.parsed_optional("FLEET_METRICS_LISTEN");
+        let service_name = crate::catalog::SERVICES
+            .iter()
+            .find(|s| s.default_port == default_port)
+            .map_or("unknown", |s| s.name);
         Some(Self {
             listen,
             master_key: master_key?,
@@ -220,6 +231,8 @@ impl CommonConfig {
             log_filter,
             shutdown_grace,
             limits,
+            metrics_listen,
+            service_name,
         })
     }
 }

@@ -21,6 +21,7 @@ pub mod keyed_lock;
 #[cfg(feature = "ldap")]
 pub mod ldap;
 pub mod listener;
+pub mod metrics;
 pub mod proto;
 pub mod secret;
 pub mod server;

@@ -24,6 +24,7 @@ use crate::{
     auth::BearerAuth,
     config::CommonConfig,
     listener::{ServerLimits, incoming},
+    metrics::{GrpcMetricsLayer, Metrics},
     proto::FILE_DESCRIPTOR_SET,
 };
 
@@ -44,6 +45,8 @@ pub struct GrpcServer {
     probes: Vec<JoinHandle<()>>,
     /// Names reported by [`GrpcServer::spawn_health_report`], NOT_SERVING once shutdown begins.
     reported: Arc<Mutex<BTreeSet<String>>>,
+    metrics: Arc<Metrics>,
+    metrics_listen: Option<SocketAddr>,
 }
 
 /// The server could not start or failed while serving.
@@ -83,7 +86,14 @@ impl GrpcServer {
             health: HealthReporter::new(),
             probes: Vec::new(),
             reported: Arc::default(),
+            metrics: Metrics::new(config.service_name),
+            metrics_listen: config.metrics_listen,
         }
+    }
+
+    /// The server's metrics, for what the service reports itself (backend, apps).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
     }
 
     /// The address actually bound.
@@ -189,8 +199,20 @@ impl GrpcServer {
             health,
             probes,
             reported,
+            metrics,
+            metrics_listen,
             ..
         } = self;
+        let metrics_server = match metrics_listen {
+            Some(addr) => {
+                let listener = crate::metrics::bind(addr)
+                    .await
+                    .map_err(|source| ServeError::Bind { addr, source })?;
+                tracing::info!(addr = ?listener.local_addr().ok(), "serving metrics at /metrics");
+                Some(tokio::spawn(Arc::clone(&metrics).serve(listener)))
+            }
+            None => None,
+        };
         // With a backend probe, the probe reports the services; without, they serve now.
         if probes.is_empty() {
             for service in services {
@@ -263,6 +285,7 @@ impl GrpcServer {
             .http2_keepalive_interval(Some(limits.keepalive_interval()))
             .http2_keepalive_timeout(Some(limits.keepalive_interval()))
             .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
+            .layer(GrpcMetricsLayer::new(metrics))
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming(listener, limits), stop_accepting);
         let grace_expired = async move {
@@ -272,12 +295,17 @@ impl GrpcServer {
                 std::future::pending::<()>().await;
             }
         };
-        tokio::select! {
-            result = server => result?,
+        let served = tokio::select! {
+            result = server => result,
             () = grace_expired => {
                 tracing::warn!("grace period over; exiting with calls still in flight");
+                Ok(())
             }
+        };
+        if let Some(metrics_server) = metrics_server {
+            metrics_server.abort();
         }
+        served?;
         tracing::info!("stopped");
         Ok(())
     }

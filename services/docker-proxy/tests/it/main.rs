@@ -7,4 +7,5 @@
 mod conformance;
 mod escapes;
 mod flows;
+mod metrics;
 mod support;
