@@ -182,8 +182,8 @@ impl Proxy {
         }
     }
 
-    /// Answers one call on `endpoint`.
-    /// `closed` ends when the endpoint closes: streams the call leaves open end with it.
+    /// Answers one call on `endpoint`; `closed` ends when the endpoint closes, and the
+    /// streams the call leaves open end with it.
     pub async fn handle(
         &self,
         endpoint: &Endpoint,
@@ -218,7 +218,13 @@ impl Proxy {
                      rotated); use the app's current CLOUDRON_DOCKER_HOST",
                 ));
             }
-            Err(error) => return Err(engine_down(error)),
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the endpoints' table");
+                return Err(Reply::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the fleet's Docker proxy cannot read its state; try again later",
+                ));
+            }
         }
         let app = AppId::parse(&endpoint.app)
             .map_err(|_| Reply::new(StatusCode::INTERNAL_SERVER_ERROR, "bad endpoint"))?;

@@ -75,6 +75,16 @@ pub struct Refused(pub String);
 pub fn classify(method: &Method, path: &str) -> Result<Route, Refused> {
     let path = strip_version(path);
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    // Nothing the engine would resolve to another path: dot segments, empty segments,
+    // percent-encoding (no name or id of the API has a `%`).
+    if segments
+        .iter()
+        .any(|s| s.is_empty() || *s == "." || *s == ".." || s.contains('%'))
+    {
+        return Err(Refused(format!(
+            "the path {path:?} is not allowed: no '.', '..', empty or percent-encoded parts"
+        )));
+    }
     let get = method == Method::GET || method == Method::HEAD;
     let post = method == Method::POST;
     let route = match (segments.as_slice(), get, post) {
@@ -268,8 +278,17 @@ mod tests {
     }
 
     #[test]
-    fn ids_cannot_change_the_path() {
-        assert!(route(Method::GET, "/containers/%2e%2e/json").is_err());
-        assert!(route(Method::GET, "/containers//json").is_err());
+    fn ids_and_names_cannot_change_the_path() {
+        for path in [
+            "/containers/%2e%2e/json",
+            "/containers//json",
+            "/images/../containers/victim/json",
+            "/images/./../containers/victim/json",
+            "/images/%2e%2e/containers/victim/json",
+            "/v1.41/images/a/../../containers/victim/export/json",
+        ] {
+            let refused = route(Method::GET, path);
+            assert!(refused.is_err(), "{path}: {refused:?}");
+        }
     }
 }

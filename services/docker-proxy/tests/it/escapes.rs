@@ -246,6 +246,18 @@ async fn another_apps_containers_do_not_exist() {
         );
         assert!(answer.contains("No such exec instance"), "{answer}");
     }
+    // Paths the engine would clean into another call.
+    for path in [
+        format!("/images/../containers/{id}/json"),
+        format!("/images/%2e%2e/containers/{id}/json"),
+    ] {
+        let answer = raw(&attacker.host, "GET", &path, None);
+        assert!(answer.starts_with("HTTP/1.0 403"), "{path}: {answer}");
+        assert!(
+            !answer.contains("\"Id\""),
+            "{path} reached the victim: {answer}"
+        );
+    }
     // The victim's container is untouched.
     assert_eq!(
         Cli::engine().ok(&["inspect", "--format", "{{.State.Running}}", &id]),
