@@ -68,6 +68,18 @@ fn object<'a>(value: &'a mut Value, what: &str) -> Result<&'a mut Map<String, Va
     }
 }
 
+/// An object, or `None` for null (the client left it unset); anything else is refused.
+fn optional_object<'a>(
+    value: &'a Value,
+    what: &str,
+) -> Result<Option<&'a Map<String, Value>>, Refused> {
+    match value {
+        Value::Null => Ok(None),
+        Value::Object(map) => Ok(Some(map)),
+        _ => Err(refuse(format!("{what} must be an object"))),
+    }
+}
+
 fn string_or_empty<'a>(value: &'a Value, what: &str) -> Result<&'a str, Refused> {
     match value {
         Value::Null => Ok(""),
@@ -382,12 +394,8 @@ fn check_security_options(value: &Value) -> Result<(), Refused> {
 
 /// The engine's own log drivers, with size limits only: other drivers ship logs elsewhere.
 fn check_log_config(value: &Value) -> Result<(), Refused> {
-    let Value::Object(log) = value else {
-        return if value.is_null() {
-            Ok(())
-        } else {
-            Err(refuse("LogConfig must be an object"))
-        };
+    let Some(log) = optional_object(value, "LogConfig")? else {
+        return Ok(());
     };
     for (key, value) in log {
         match key.as_str() {
@@ -396,15 +404,13 @@ fn check_log_config(value: &Value) -> Result<(), Refused> {
                 other => return Err(refuse(format!("log driver {other:?} is not allowed"))),
             },
             "Config" => {
-                if let Value::Object(config) = value {
-                    if let Some(option) = config
-                        .keys()
-                        .find(|k| !matches!(k.as_str(), "max-size" | "max-file" | "compress"))
-                    {
-                        return Err(refuse(format!("log option {option:?} is not allowed")));
-                    }
-                } else if !value.is_null() {
-                    return Err(refuse("LogConfig.Config must be an object"));
+                let mut options = optional_object(value, "LogConfig.Config")?
+                    .into_iter()
+                    .flat_map(|config| config.keys());
+                if let Some(option) =
+                    options.find(|k| !matches!(k.as_str(), "max-size" | "max-file" | "compress"))
+                {
+                    return Err(refuse(format!("log option {option:?} is not allowed")));
                 }
             }
             other => return Err(refuse(format!("LogConfig.{other} is not known"))),
@@ -586,12 +592,8 @@ fn rewrite_mounts(value: &mut Value, scope: &Scope) -> Result<(), Refused> {
 }
 
 fn check_bind_options(options: &Value) -> Result<(), Refused> {
-    let Value::Object(options) = options else {
-        return if options.is_null() {
-            Ok(())
-        } else {
-            Err(refuse("BindOptions must be an object"))
-        };
+    let Some(options) = optional_object(options, "BindOptions")? else {
+        return Ok(());
     };
     for (key, value) in options {
         match key.as_str() {
@@ -618,12 +620,8 @@ fn check_bind_options(options: &Value) -> Result<(), Refused> {
 }
 
 fn check_volume_options(options: &Value) -> Result<(), Refused> {
-    let Value::Object(options) = options else {
-        return if options.is_null() {
-            Ok(())
-        } else {
-            Err(refuse("VolumeOptions must be an object"))
-        };
+    let Some(options) = optional_object(options, "VolumeOptions")? else {
+        return Ok(());
     };
     for (key, value) in options {
         match key.as_str() {
