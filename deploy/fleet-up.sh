@@ -28,9 +28,22 @@
 # user fleet-mongodb, each in a directory only it can enter. SecantusDB is a MongoDB STAND-IN
 # for development and tests only: it does not enforce all of its own access control
 # (services/mongodb/README.md, which also says how to point the service at a real MongoDB).
+# A second fleet beside this one (the end-to-end test, tests/e2e, runs one next to a developer's
+# `make up`) moves everything else too:
+#   FLEET_UP_STATE_DIR            the state directory (default .fleet in the repository); every
+#                                 path above under .fleet is under it instead
+#   FLEET_UP_REDIS_PORTS          the ports the redis addon's app instances take (46000-46999)
+#   FLEET_UP_TURN_RELAY_PORTS     coturn's relay ports (49152-49251)
+#   FLEET_UP_METRICS_OFFSET       metrics on gRPC port + this (10000)
+#   FLEET_UP_BIN_DIR              run the services' binaries from this directory (e.g. a debug
+#                                 build's target/debug) instead of building them with
+#                                 `cargo build --release`; every fleet-* binary must be there
+#   FLEET_UP_INSTALL_DEPS=0       skip deploy/install-deps.sh (default 1: run it)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-state="$root/.fleet"
+state=${FLEET_UP_STATE_DIR:-$root/.fleet}
+mkdir -p "$state"
+state=$(cd "$state" && pwd -P)
 pg_port=${FLEET_UP_PG_PORT:-55432}
 mariadb_port=${FLEET_UP_MARIADB_PORT:-53306}
 mysql_port=${FLEET_UP_MYSQL_PORT:-50051}
@@ -50,9 +63,34 @@ turn_server_port=${FLEET_UP_TURN_SERVER_PORT:-3478}
 turn_port=${FLEET_UP_TURN_PORT:-50058}
 docker_proxy_port=${FLEET_UP_DOCKER_PROXY_PORT:-50059}
 docker_endpoint_ports=${FLEET_UP_DOCKER_ENDPOINT_PORTS:-50600-50699}
+redis_ports=${FLEET_UP_REDIS_PORTS:-46000-46999}
+turn_relay_ports=${FLEET_UP_TURN_RELAY_PORTS:-49152-49251}
+metrics_offset=${FLEET_UP_METRICS_OFFSET:-10000}
 say() { echo "fleet-up: $*"; }
+die() { say "$*" >&2; exit 1; }
+[[ "$metrics_offset" =~ ^-?[0-9]+$ ]] || die "FLEET_UP_METRICS_OFFSET must be a whole number: $metrics_offset"
 
-bash "$root/deploy/install-deps.sh"
+services=(fleet-coordinator fleet-mysql fleet-postgresql fleet-mongodb fleet-redis fleet-ldap
+    fleet-oidc fleet-mail fleet-turn fleet-docker-proxy)
+if [ -n "${FLEET_UP_BIN_DIR:-}" ]; then
+    # Checked before anything starts: a missing binary is a mistake of the caller's.
+    bin=$(cd "$FLEET_UP_BIN_DIR" && pwd -P) || die "FLEET_UP_BIN_DIR is no directory: $FLEET_UP_BIN_DIR"
+    for service in "${services[@]}"; do
+        [ -x "$bin/$service" ] || die "no $bin/$service (FLEET_UP_BIN_DIR): build it first (cargo build --bins)"
+    done
+fi
+
+install_deps=${FLEET_UP_INSTALL_DEPS:-1}
+# Read once: the services refuse settings of the FLEET_ prefix that are not theirs.
+for variable in $(compgen -e); do
+    case $variable in FLEET_UP_*) export -n "$variable" ;; esac
+done
+
+case $install_deps in
+1) bash "$root/deploy/install-deps.sh" ;;
+0) say "not running deploy/install-deps.sh (FLEET_UP_INSTALL_DEPS=0)" ;;
+*) die "FLEET_UP_INSTALL_DEPS must be 0 or 1: $install_deps" ;;
+esac
 
 mkdir -p "$state"
 chmod 755 "$state" # the backends run as their own users and need to reach their dirs
@@ -179,7 +217,7 @@ if [ "$(id -u)" = 0 ]; then
         "$root/deploy/turn/cluster.sh" init "$turn_dir"
         say "initialised coturn in $turn_dir"
     fi
-    "$root/deploy/turn/cluster.sh" run "$turn_dir" "$turn_server_port" >"$state/turn-server.log" 2>&1 &
+    TURN_RELAY_PORTS="$turn_relay_ports" "$root/deploy/turn/cluster.sh" run "$turn_dir" "$turn_server_port" >"$state/turn-server.log" 2>&1 &
     track $! TERM
     wait_port coturn "$turn_server_port" "${pids[0]}"
     say "coturn on 127.0.0.1:$turn_server_port (TLS $((turn_server_port + 1)); log: $state/turn-server.log)"
@@ -206,39 +244,43 @@ else
 fi
 
 # --- the services
-say "building the services (cargo build --release)"
-cargo build --release --bins --manifest-path "$root/Cargo.toml"
-bin="$root/target/release"
+if [ -n "${FLEET_UP_BIN_DIR:-}" ]; then
+    say "running the services from $bin (FLEET_UP_BIN_DIR, not built here)"
+else
+    say "building the services (cargo build --release)"
+    cargo build --release --bins --manifest-path "$root/Cargo.toml"
+    bin="$root/target/release"
+fi
 common=(FLEET_MASTER_KEY_FILE="$state/master.key" FLEET_API_TOKEN_FILE="$state/token")
 
-env "${common[@]}" FLEET_LISTEN="127.0.0.1:$postgresql_port" FLEET_METRICS_LISTEN="127.0.0.1:$((postgresql_port + 10000))" \
+env "${common[@]}" FLEET_LISTEN="127.0.0.1:$postgresql_port" FLEET_METRICS_LISTEN="127.0.0.1:$((postgresql_port + metrics_offset))" \
     FLEET_POSTGRESQL_ADMIN_URL="postgres://postgres@127.0.0.1:$pg_port/postgres" \
     FLEET_POSTGRESQL_ADMIN_PASSWORD_FILE="$pg_dir/superuser-password" \
     "$bin/fleet-postgresql" &
 track $! TERM
 wait_port fleet-postgresql "$postgresql_port" "${pids[0]}"
 
-env "${common[@]}" FLEET_LISTEN="127.0.0.1:$mysql_port" FLEET_METRICS_LISTEN="127.0.0.1:$((mysql_port + 10000))" \
+env "${common[@]}" FLEET_LISTEN="127.0.0.1:$mysql_port" FLEET_METRICS_LISTEN="127.0.0.1:$((mysql_port + metrics_offset))" \
     FLEET_MYSQL_ADMIN_URL="mysql://fleet_admin@127.0.0.1:$mariadb_port/" \
     FLEET_MYSQL_ADMIN_PASSWORD_FILE="$maria_dir/admin-password" \
     "$bin/fleet-mysql" &
 track $! TERM
 wait_port fleet-mysql "$mysql_port" "${pids[0]}"
 
-env "${common[@]}" FLEET_LISTEN="127.0.0.1:$mongodb_port" FLEET_METRICS_LISTEN="127.0.0.1:$((mongodb_port + 10000))" \
+env "${common[@]}" FLEET_LISTEN="127.0.0.1:$mongodb_port" FLEET_METRICS_LISTEN="127.0.0.1:$((mongodb_port + metrics_offset))" \
     FLEET_MONGODB_ADMIN_URL="mongodb://root@127.0.0.1:$mongo_port/?authSource=admin" \
     FLEET_MONGODB_ADMIN_PASSWORD_FILE="$mongo_dir/root-password" \
     "$bin/fleet-mongodb" &
 track $! TERM
 wait_port fleet-mongodb "$mongodb_port" "${pids[0]}"
 
-env "${common[@]}" FLEET_LISTEN="127.0.0.1:$redis_port" FLEET_METRICS_LISTEN="127.0.0.1:$((redis_port + 10000))" \
-    FLEET_REDIS_DATA_DIR="$state/redis" FLEET_REDIS_STOP_INSTANCES_ON_EXIT=true \
+env "${common[@]}" FLEET_LISTEN="127.0.0.1:$redis_port" FLEET_METRICS_LISTEN="127.0.0.1:$((redis_port + metrics_offset))" \
+    FLEET_REDIS_DATA_DIR="$state/redis" FLEET_REDIS_STOP_INSTANCES_ON_EXIT=true FLEET_REDIS_PORTS="$redis_ports" \
     "$bin/fleet-redis" &
 track $! TERM
 wait_port fleet-redis "$redis_port" "${pids[0]}"
 
-env "${common[@]}" FLEET_LISTEN="127.0.0.1:$ldap_port" FLEET_METRICS_LISTEN="127.0.0.1:$((ldap_port + 10000))" \
+env "${common[@]}" FLEET_LISTEN="127.0.0.1:$ldap_port" FLEET_METRICS_LISTEN="127.0.0.1:$((ldap_port + metrics_offset))" \
     FLEET_LDAP_ADMIN_URL="ldap://127.0.0.1:$slapd_port" \
     FLEET_LDAP_ADMIN_PASSWORD_FILE="$ldap_dir/admin-password" \
     "$bin/fleet-ldap" &
@@ -247,7 +289,7 @@ wait_port fleet-ldap "$ldap_port" "${pids[0]}"
 
 # The provider reads users as the directory administrator here; in production give it an
 # account that only reads ou=users and ou=groups (services/oidc/README.md).
-env "${common[@]}" FLEET_LISTEN="127.0.0.1:$oidc_port" FLEET_METRICS_LISTEN="127.0.0.1:$((oidc_port + 10000))" \
+env "${common[@]}" FLEET_LISTEN="127.0.0.1:$oidc_port" FLEET_METRICS_LISTEN="127.0.0.1:$((oidc_port + metrics_offset))" \
     FLEET_OIDC_ISSUER="http://127.0.0.1:$oidc_http_port" \
     FLEET_OIDC_HTTP_LISTEN="127.0.0.1:$oidc_http_port" \
     FLEET_OIDC_STATE_URL="sqlite://$state/oidc.db" \
@@ -260,7 +302,7 @@ wait_port fleet-oidc "$oidc_port" "${pids[0]}"
 wait_port "fleet-oidc (provider)" "$oidc_http_port" "${pids[0]}"
 
 if [ ${#mail_url[@]} -gt 0 ]; then
-    env "${common[@]}" FLEET_LISTEN="127.0.0.1:$mail_port" FLEET_METRICS_LISTEN="127.0.0.1:$((mail_port + 10000))" \
+    env "${common[@]}" FLEET_LISTEN="127.0.0.1:$mail_port" FLEET_METRICS_LISTEN="127.0.0.1:$((mail_port + metrics_offset))" \
         FLEET_MAIL_DIR="$mail_dir" FLEET_MAIL_PORT="$mail_server_port" \
         FLEET_MAIL_MILTER_LISTEN="127.0.0.1:$mail_milter_port" \
         FLEET_MAIL_LDAP_URL="ldap://127.0.0.1:$slapd_port" \
@@ -271,7 +313,7 @@ if [ ${#mail_url[@]} -gt 0 ]; then
 fi
 
 if [ ${#turn_url[@]} -gt 0 ]; then
-    env "${common[@]}" FLEET_LISTEN="127.0.0.1:$turn_port" FLEET_METRICS_LISTEN="127.0.0.1:$((turn_port + 10000))" \
+    env "${common[@]}" FLEET_LISTEN="127.0.0.1:$turn_port" FLEET_METRICS_LISTEN="127.0.0.1:$((turn_port + metrics_offset))" \
         FLEET_TURN_DIR="$turn_dir" FLEET_TURN_PORT="$turn_server_port" \
         "$bin/fleet-turn" &
     track $! TERM
@@ -279,7 +321,7 @@ if [ ${#turn_url[@]} -gt 0 ]; then
 fi
 
 if [ ${#docker_url[@]} -gt 0 ]; then
-    env "${common[@]}" FLEET_LISTEN="127.0.0.1:$docker_proxy_port" FLEET_METRICS_LISTEN="127.0.0.1:$((docker_proxy_port + 10000))" \
+    env "${common[@]}" FLEET_LISTEN="127.0.0.1:$docker_proxy_port" FLEET_METRICS_LISTEN="127.0.0.1:$((docker_proxy_port + metrics_offset))" \
         FLEET_DOCKER_PROXY_ENGINE_SOCKET="$docker_dir/docker.sock" \
         FLEET_DOCKER_PROXY_STATE_DIR="$state/docker-proxy" \
         FLEET_DOCKER_PROXY_APPS_DATA_DIR="$state/apps" \
@@ -289,7 +331,7 @@ if [ ${#docker_url[@]} -gt 0 ]; then
     wait_port fleet-docker-proxy "$docker_proxy_port" "${pids[0]}"
 fi
 
-env "${common[@]}" "${mail_url[@]}" "${turn_url[@]}" "${docker_url[@]}" FLEET_LISTEN="127.0.0.1:$coordinator_port" FLEET_METRICS_LISTEN="127.0.0.1:$((coordinator_port + 10000))" \
+env "${common[@]}" "${mail_url[@]}" "${turn_url[@]}" "${docker_url[@]}" FLEET_LISTEN="127.0.0.1:$coordinator_port" FLEET_METRICS_LISTEN="127.0.0.1:$((coordinator_port + metrics_offset))" \
     FLEET_COORDINATOR_MYSQL_URL="http://127.0.0.1:$mysql_port" \
     FLEET_COORDINATOR_POSTGRESQL_URL="http://127.0.0.1:$postgresql_port" \
     FLEET_COORDINATOR_REDIS_URL="http://127.0.0.1:$redis_port" \
@@ -305,7 +347,7 @@ wait_port fleet-coordinator "$coordinator_port" "${pids[0]}"
 cat <<EOT
 
 fleet-up: the fleet is up. Services (gRPC, reflection on; calls need the bearer token;
-Prometheus metrics at http://127.0.0.1:<port + 10000>/metrics):
+Prometheus metrics at http://127.0.0.1:<port + $metrics_offset>/metrics):
   coordinator  127.0.0.1:$coordinator_port
   ldap         127.0.0.1:$ldap_port (also fleet.directory.v1.Directory; slapd: ldap://127.0.0.1:$slapd_port)
   mail         127.0.0.1:$mail_port (root only; SMTP submission 127.0.0.1:$mail_server_port, IMAP $((mail_server_port + 2)))
@@ -318,29 +360,29 @@ Prometheus metrics at http://127.0.0.1:<port + 10000>/metrics):
   redis        127.0.0.1:$redis_port
 
 Try:
-  grpcurl -plaintext -H "authorization: Bearer \$(cat .fleet/token)" \\
+  grpcurl -plaintext -H "authorization: Bearer \$(cat $state/token)" \\
       -d '{"app_id": "blog", "app_domain": "blog.localhost", "addons": {"mysql": {}, "postgresql": {}, "redis": {}, "localstorage": {}}}' \\
       127.0.0.1:$coordinator_port fleet.coordinator.v1.Coordinator/InstallApp
-  grpcurl -plaintext -H "authorization: Bearer \$(cat .fleet/token)" \\
+  grpcurl -plaintext -H "authorization: Bearer \$(cat $state/token)" \\
       127.0.0.1:$coordinator_port fleet.coordinator.v1.Coordinator/GetFleetStatus
   grpcurl -plaintext 127.0.0.1:$postgresql_port list
-  grpcurl -plaintext -H "authorization: Bearer \$(cat .fleet/token)" \\
+  grpcurl -plaintext -H "authorization: Bearer \$(cat $state/token)" \\
       -d '{"app_id": "my-app", "postgresql": {"extensions": ["hstore"]}}' \\
       127.0.0.1:$postgresql_port fleet.addon.v1.Addon/Provision
-  grpcurl -plaintext -H "authorization: Bearer \$(cat .fleet/token)" \\
+  grpcurl -plaintext -H "authorization: Bearer \$(cat $state/token)" \\
       -d '{"app_id": "my-app", "addon": "postgresql"}' \\
       127.0.0.1:$postgresql_port fleet.addon.v1.Addon/Deprovision
-  grpcurl -plaintext -H "authorization: Bearer \$(cat .fleet/token)" \\
+  grpcurl -plaintext -H "authorization: Bearer \$(cat $state/token)" \\
       -d '{"app_id": "my-app", "mysql": {"multiple_databases": true}}' \\
       127.0.0.1:$mysql_port fleet.addon.v1.Addon/Provision
-  grpcurl -plaintext -H "authorization: Bearer \$(cat .fleet/token)" \\
+  grpcurl -plaintext -H "authorization: Bearer \$(cat $state/token)" \\
       -d '{"username": "ada", "email": "ada@example.com", "password": "a long password"}' \\
       127.0.0.1:$ldap_port fleet.directory.v1.Directory/CreateUser
-  grpcurl -plaintext -H "authorization: Bearer \$(cat .fleet/token)" \\
+  grpcurl -plaintext -H "authorization: Bearer \$(cat $state/token)" \\
       -d '{"app_id": "chat", "app_domain": "chat.localhost", "oidc": {"login_redirect_uris": ["/callback"]}}' \\
       127.0.0.1:$oidc_port fleet.addon.v1.Addon/Provision
   (then sign in by hand: services/oidc/README.md)
-  grpcurl -plaintext -H "authorization: Bearer \$(cat .fleet/token)" \\
+  grpcurl -plaintext -H "authorization: Bearer \$(cat $state/token)" \\
       -d '{"app_id": "blog", "app_domain": "blog.localhost", "addons": {"sendmail": {}, "recvmail": {}}}' \\
       127.0.0.1:$coordinator_port fleet.coordinator.v1.Coordinator/InstallApp
   (then send and read mail with the bundle: services/mail/README.md)
