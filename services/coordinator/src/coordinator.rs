@@ -14,13 +14,13 @@ use fleet_shared::{
     catalog::{self, INSTALL_ONLY},
     domain::is_domain_name,
     env_bundle::{EnvBundle, EnvPrefix},
-    keyed_lock::KeyedLocks,
     proto::addon::provision_request::Options,
 };
 use futures::future::join_all;
 use prost_types::Struct;
 
 use crate::{
+    app_lock::AppLocks,
     config::{self, Runtime},
     error::Error,
     fleet::Fleet,
@@ -87,20 +87,27 @@ pub struct Coordinator {
     store: Store,
     runtime: Runtime,
     prefix: EnvPrefix,
-    /// Serializes calls on one app; different apps proceed in parallel.
-    locks: KeyedLocks,
+    /// Serializes calls on one app (across coordinator replicas on PostgreSQL); different
+    /// apps proceed in parallel.
+    locks: AppLocks,
     /// Stored manifests already parsed, by app id, with the JSON they were parsed from.
     parsed: Mutex<HashMap<String, (serde_json::Value, Parsed)>>,
 }
 
 impl Coordinator {
-    pub fn new(fleet: Fleet, store: Store, runtime: Runtime, prefix: EnvPrefix) -> Self {
+    pub fn new(
+        fleet: Fleet,
+        store: Store,
+        locks: AppLocks,
+        runtime: Runtime,
+        prefix: EnvPrefix,
+    ) -> Self {
         Self {
             fleet,
             store,
             runtime,
             prefix,
-            locks: KeyedLocks::new(),
+            locks,
             parsed: Mutex::new(HashMap::new()),
         }
     }
@@ -128,10 +135,25 @@ impl Coordinator {
     }
 
     /// Settles every record a previous run left mid-call. Failures are logged and retried
-    /// before the next call on that app.
+    /// before the next call on that app. A record whose app's lock another coordinator
+    /// replica holds is that replica's call under way: it is left alone.
     pub async fn recover(&self) -> Result<(), Error> {
         for app_id in self.store.unsettled().await? {
-            let _guard = self.locks.lock(&app_id).await;
+            let _guard = match self.locks.try_lock(&app_id).await {
+                Ok(Some(guard)) => guard,
+                Ok(None) => {
+                    tracing::info!(
+                        app_id,
+                        "a call on this app is under way elsewhere; not settling it"
+                    );
+                    continue;
+                }
+                Err(error) => {
+                    tracing::warn!(app_id, %error, "could not lock an interrupted call's app");
+                    continue;
+                }
+            };
+            // Re-read under the lock: the call that was under way may have finished.
             // One unreadable record must not keep the coordinator from starting.
             let record = match self.store.get(&app_id).await {
                 Ok(Some(record)) => record,
@@ -161,7 +183,7 @@ impl Coordinator {
     ) -> Result<(InstalledApp, EnvBundle), Error> {
         let (app, manifest) = self.validate(app_id, Some(app_domain), addons)?;
         self.check_served(&manifest)?;
-        let _guard = self.locks.lock(app.as_str()).await;
+        let _guard = self.locks.lock(app.as_str()).await?;
         // A record left by an install that could not be undone is settled first.
         if let Some(leftover) = self.store.get(app.as_str()).await?
             && let Some(installed) = self.settle(leftover).await?
@@ -235,7 +257,7 @@ impl Coordinator {
         addons: &Struct,
     ) -> Result<(InstalledApp, EnvBundle), Error> {
         let (app, new) = self.validate(app_id, None, addons)?;
-        let _guard = self.locks.lock(app.as_str()).await;
+        let _guard = self.locks.lock(app.as_str()).await?;
         let record = self.settled(&app).await?;
         let old = self.stored_manifest(&record)?;
         let old_names: BTreeSet<&str> = old.names().into_iter().collect();
@@ -301,7 +323,7 @@ impl Coordinator {
     /// Re-runs every addon's setup; returns the environment to start the app with.
     pub async fn start(&self, app_id: &str) -> Result<(InstalledApp, EnvBundle), Error> {
         let app = parse_app_id(app_id)?;
-        let _guard = self.locks.lock(app.as_str()).await;
+        let _guard = self.locks.lock(app.as_str()).await?;
         let record = self.settled(&app).await?;
         let manifest = self.stored_manifest(&record)?;
         let env = self
@@ -398,7 +420,7 @@ impl Coordinator {
     /// Removes every addon's resources, then the record. Idempotent.
     pub async fn uninstall(&self, app_id: &str) -> Result<(), Error> {
         let app = parse_app_id(app_id)?;
-        let _guard = self.locks.lock(app.as_str()).await;
+        let _guard = self.locks.lock(app.as_str()).await?;
         let Some(record) = self.store.get(app.as_str()).await? else {
             return Ok(());
         };

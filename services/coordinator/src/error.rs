@@ -23,6 +23,9 @@ pub enum Error {
     /// An addon service refused or failed; its status, prefixed with the addon's name.
     #[error("addon {addon}: {}", truncate(.status.message(), MAX_RELAYED_MESSAGE_BYTES))]
     Addon { addon: String, status: Status },
+    /// Another call on the same app held its lock for longer than a call waits.
+    #[error("{0}")]
+    Busy(String),
     /// A call could not finish because a service is unavailable; retrying completes it.
     #[error("{0}")]
     Incomplete(String),
@@ -93,6 +96,7 @@ impl From<Error> for Status {
             Error::NotFound(_) => Status::not_found(message),
             Error::AlreadyExists(_) => Status::already_exists(message),
             Error::FailedPrecondition(_) => Status::failed_precondition(message),
+            Error::Busy(_) => Status::aborted(message),
             Error::Addon { status, .. } => {
                 // A deadline or transport failure reaching the service reads as UNAVAILABLE.
                 let code = match status.code() {

@@ -4,10 +4,12 @@
 //!
 //! Layout: [`config`] reads the environment, [`manifest`] validates the addons object (and
 //! [`manifest::cron`] the scheduler's schedules), [`fleet`] calls the addon services,
-//! [`store`] keeps app records (SQLite or PostgreSQL), [`coordinator`] is the domain,
+//! [`store`] keeps app records (SQLite or PostgreSQL), [`app_lock`] serializes calls on one
+//! app (across coordinator replicas on PostgreSQL), [`coordinator`] is the domain,
 //! [`grpc`] the thin gRPC layer, [`error`] the one status mapping, [`limits`] the bounds on
 //! what an app may declare and on what an error message echoes.
 
+pub mod app_lock;
 pub mod config;
 pub mod coordinator;
 pub mod error;
@@ -28,8 +30,8 @@ use fleet_shared::{
 use tonic::{server::NamedService, service::Routes};
 
 use crate::{
-    config::Config, coordinator::Coordinator, error::Error, fleet::Fleet, grpc::CoordinatorService,
-    store::Store,
+    app_lock::AppLocks, config::Config, coordinator::Coordinator, error::Error, fleet::Fleet,
+    grpc::CoordinatorService, store::Store,
 };
 
 /// How often the addon services' health (and the coordinator's store) is checked.
@@ -65,9 +67,11 @@ impl FleetService for Service {
     ) -> Result<(), StartError> {
         let store = Store::open(config.state_url.expose()).await?;
         let fleet = Fleet::new(&config).map_err(StartError::Fleet)?;
+        let locks = AppLocks::new(config.state_url.expose(), config.lock_wait)?;
         let coordinator = Arc::new(Coordinator::new(
             fleet,
             store,
+            locks,
             config.runtime.clone(),
             config.common.env_prefix.clone(),
         ));

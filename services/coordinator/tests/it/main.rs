@@ -5,6 +5,7 @@
 
 mod support;
 
+mod coordinator_replicas;
 mod docker;
 mod install;
 mod limits;
@@ -13,6 +14,7 @@ mod oidc;
 mod paging;
 mod proxy_auth;
 mod recovery;
+mod replicas;
 mod turn;
 mod update;
 mod validation;

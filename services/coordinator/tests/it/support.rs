@@ -11,7 +11,7 @@ use fleet_shared::{
         coordinator_client::CoordinatorClient,
     },
     testkit::{
-        MariaDbServer, PostgresServer,
+        MariaDbServer, PostgresServer, free_port,
         harness::{InProcess, TestSecrets},
     },
 };
@@ -35,12 +35,22 @@ pub struct Services {
     _postgresql: InProcess,
     pub mysql: Option<InProcess>,
     ports: (u16, u16),
+    /// Where each serves its metrics: (postgresql, mysql).
+    metrics: (u16, u16),
 }
 
 impl Services {
     pub async fn start() -> Self {
         let secrets = TestSecrets::new().unwrap();
+        let metrics = (free_port().unwrap(), free_port().unwrap());
+        let metrics_env = |port: u16| {
+            (
+                "FLEET_METRICS_LISTEN".to_owned(),
+                format!("127.0.0.1:{port}"),
+            )
+        };
         let mut pg_env = secrets.common_env();
+        pg_env.push(metrics_env(metrics.0));
         pg_env.push((
             "FLEET_POSTGRESQL_ADMIN_URL".to_owned(),
             postgres().admin_url(),
@@ -49,6 +59,7 @@ impl Services {
             .await
             .unwrap();
         let mut my_env = secrets.common_env();
+        my_env.push(metrics_env(metrics.1));
         my_env.push(("FLEET_MYSQL_ADMIN_URL".to_owned(), mariadb().admin_url()));
         let mysql = InProcess::serve::<fleet_mysql::Service>(my_env)
             .await
@@ -59,7 +70,18 @@ impl Services {
             _postgresql: postgresql,
             mysql: Some(mysql),
             ports,
+            metrics,
         }
+    }
+
+    /// The `method` calls (`Provision`, `Deprovision`) the postgresql service answered OK.
+    pub async fn postgresql_calls(&self, method: &str) -> u64 {
+        ok_calls(self.metrics.0, method).await
+    }
+
+    /// The `method` calls the mysql service answered OK.
+    pub async fn mysql_calls(&self, method: &str) -> u64 {
+        ok_calls(self.metrics.1, method).await
     }
 
     /// The coordinator's environment for these services and `state_url`.
@@ -94,6 +116,30 @@ impl Services {
     }
 }
 
+/// The `method` calls of the `Addon` service answered OK, read from the server's own
+/// Prometheus metrics on 127.0.0.1:`port`.
+pub async fn ok_calls(port: u16, method: &str) -> u64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: metrics\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await.unwrap();
+    let method = format!("method=\"/fleet.addon.v1.Addon/{method}\"");
+    text.lines()
+        .filter(|line| {
+            line.starts_with("fleet_grpc_calls_total{")
+                && line.contains(&method)
+                && line.contains("code=\"OK\"")
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// A coordinator served in-process.
 pub struct Coordinator {
     server: InProcess,
@@ -114,7 +160,25 @@ impl Coordinator {
         state_url: &str,
         state: tempfile::TempDir,
     ) -> Self {
-        let env = services.coordinator_env(state_url, &[]);
+        Self::serve(services, state_url, state, &[]).await
+    }
+
+    /// A coordinator on `state_url` with `extra` settings.
+    pub async fn start_with_env(
+        services: &Services,
+        state_url: &str,
+        extra: &[(&str, &str)],
+    ) -> Self {
+        Self::serve(services, state_url, tempfile::tempdir().unwrap(), extra).await
+    }
+
+    async fn serve(
+        services: &Services,
+        state_url: &str,
+        state: tempfile::TempDir,
+        extra: &[(&str, &str)],
+    ) -> Self {
+        let env = services.coordinator_env(state_url, extra);
         let server = InProcess::serve::<fleet_coordinator::Service>(env)
             .await
             .unwrap();
