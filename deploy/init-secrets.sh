@@ -9,22 +9,19 @@
 # syntax are swarm-only and ignored). A 0600 file is therefore readable in a container only by
 # root and by the numeric uid that owns it on the host, so each file is owned by its reader:
 #   - uid 10001, the `fleet` user of deploy/Dockerfile, for every file: the services read the
-#     master key, the token and the admin passwords. The postgres and mariadb images read their
-#     password as root (their entrypoints load *_PASSWORD_FILE before dropping to their user),
-#     and so do the slapd and mail-server images (deploy/ldap/cluster.sh init,
-#     deploy/mail/cluster.sh init), so 10001 suits them too.
-#   - uid 999 for mongod-root-password, a copy of mongo-password: the official mongo image reads
-#     MONGO_INITDB_ROOT_PASSWORD_FILE on every start after dropping to its user `mongodb`
-#     (999), and one 0600 file cannot have two owners. Mount this copy into the mongo container
-#     and mongo-password into the mongodb service.
+#     master key, the token and the admin passwords. The backend images (deploy/images.sh) read
+#     their password as root at their first start (deploy/<backend>/container-start.sh and
+#     cluster.sh init, before the server drops to its own user), so 10001 suits them too.
+#   - coordinator-db.pgpass is the coordinator's password for its own PostgreSQL
+#     (coordinator-db-password) in libpq's pgpass format, which its PostgreSQL client reads
+#     (PGPASSFILE): the state URL holds no password. Made from that password, kept equal.
 # Group and others get nothing, so local users of the Docker host cannot read any of them.
 set -euo pipefail
 umask 077
 
 fleet_uid=10001 # `useradd --uid 10001 ... fleet` in deploy/Dockerfile
-mongod_uid=999  # user `mongodb` of the official mongo image
 secrets=(master.key token postgres-password mariadb-password mongo-password ldap-password
-    mail-postmaster-password)
+    mail-postmaster-password coordinator-db-password)
 
 dir=${1:-"$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/secrets"}
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -39,5 +36,10 @@ for name in "${secrets[@]}"; do
     as_root chown "$fleet_uid:$fleet_uid" "$dir/$name"
     as_root chmod 600 "$dir/$name"
 done
-# The mongo container's copy, kept equal to mongo-password.
-as_root install -m 600 -o "$mongod_uid" -g "$mongod_uid" "$dir/mongo-password" "$dir/mongod-root-password"
+# The coordinator's pgpass line (host:port:database:user:password), kept equal to its password.
+as_root sh -c 'printf "*:*:*:postgres:%s\n" "$(cat "$1")" >"$2.tmp" && mv "$2.tmp" "$2"' sh \
+    "$dir/coordinator-db-password" "$dir/coordinator-db.pgpass"
+as_root chown "$fleet_uid:$fleet_uid" "$dir/coordinator-db.pgpass"
+as_root chmod 600 "$dir/coordinator-db.pgpass"
+# Left by an older version (the official mongo image's copy), no longer mounted.
+as_root rm -f "$dir/mongod-root-password"

@@ -38,6 +38,9 @@ packages=(
     # image (`engine.sh import-busybox`: no image can be pulled). The package's own docker and
     # containerd services are stopped below.
     docker.io busybox-static
+    # deploy/images.sh (the local Debian base) and the compose test (deploy/compose-test.sh:
+    # Debian's compose 1.29, and jq for grpcurl's JSON).
+    debootstrap docker-compose jq
     locales util-linux
     # The MongoDB stand-in runs from a venv of the system Python, as its own user.
     python3-venv

@@ -36,6 +36,9 @@
 #                             runs) and that overlaps no route of this host; the pool taken is
 #                             written to DIR/address-pool. Unset: dockerd's defaults
 #                             (172.17.0.0/16...), fine for one engine per host.
+#   ENGINE_STORAGE_DRIVER     the storage driver (default vfs, below); overlay2 shares layers
+#                             between images and containers, where the data root's file
+#                             system supports it (deploy/compose-test.sh uses it on ext4)
 #   ENGINE_SHUTDOWN_TIMEOUT   seconds dockerd gives running containers at shutdown before
 #                             killing them (default 15; a process that is PID 1 of its container
 #                             ignores TERM unless it handles it)
@@ -152,7 +155,8 @@ run)
         --config-file "$dir/daemon.json"
         --data-root "$dir/root" --exec-root "$exec_dir"
         -H "unix://$dir/docker.sock" --group root --pidfile "$dir/docker.pid"
-        --iptables=false --ip-forward=false --bridge=none --storage-driver=vfs
+        --iptables=false --ip-forward=false --bridge=none
+        --storage-driver "${ENGINE_STORAGE_DRIVER:-vfs}"
         --log-driver json-file --log-opt max-size=10m --log-opt max-file=3
         --shutdown-timeout "$shutdown_timeout"
     )

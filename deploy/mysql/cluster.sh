@@ -5,6 +5,9 @@
 #                                       fleet_admin@127.0.0.1 with that password
 #   cluster.sh run DIR PORT [--opt]...  exec mariadbd on 127.0.0.1:PORT in the foreground
 # As root, the server drops to user mysql.
+# MYSQL_ADMIN_HOST (init; default 127.0.0.1) is the host part of the admin account: `%` in the
+# image (deploy/mysql/container-start.sh), where the mysql service connects from another
+# container.
 set -euo pipefail
 # Files and directories the server creates are its own alone (mariadbd reads these).
 export UMASK=0600 UMASK_DIR=0700
@@ -14,6 +17,7 @@ init)
     dir=$2 password_file=$3
     mkdir -p "$dir/data"
     password=$(tr -d '\r\n' <"$password_file" | sed "s/'/''/g")
+    admin_host=${MYSQL_ADMIN_HOST:-127.0.0.1}
     cat >"$dir/my.cnf" <<EOT
 [mariadbd]
 datadir=$dir/data
@@ -30,9 +34,9 @@ init-file=$dir/init.sql
 socket=$dir/mysqld.sock
 EOT
     (umask 077; cat >"$dir/init.sql" <<EOT
-CREATE USER IF NOT EXISTS 'fleet_admin'@'127.0.0.1' IDENTIFIED BY '$password';
-ALTER USER 'fleet_admin'@'127.0.0.1' IDENTIFIED BY '$password';
-GRANT ALL PRIVILEGES ON *.* TO 'fleet_admin'@'127.0.0.1' WITH GRANT OPTION;
+CREATE USER IF NOT EXISTS 'fleet_admin'@'$admin_host' IDENTIFIED BY '$password';
+ALTER USER 'fleet_admin'@'$admin_host' IDENTIFIED BY '$password';
+GRANT ALL PRIVILEGES ON *.* TO 'fleet_admin'@'$admin_host' WITH GRANT OPTION;
 DROP USER IF EXISTS ''@'localhost';
 DROP USER IF EXISTS ''@'$(hostname)';
 EOT

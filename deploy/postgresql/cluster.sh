@@ -4,6 +4,8 @@
 #   cluster.sh init DIR PASSWORD_FILE   initdb DIR/data, superuser `postgres` with that password
 #   cluster.sh run DIR PORT [-c k=v]... exec postgres on 127.0.0.1:PORT in the foreground
 #   cluster.sh guard DIR                 write pgextwlist's custom scripts into DIR (images)
+# PG_LISTEN_HOST (default 127.0.0.1) is where `run` listens; any other value (`*` in the
+# images, container-start.sh) also lets TCP clients from any address in, with a password.
 # Passwords are required over TCP and on the local socket (scram-sha-256); only the server's own
 # OS user may connect locally as `postgres` without one (peer). The cluster directory, which
 # holds the socket, is 0700. pgextwlist lets app roles create the extensions on the addon's
@@ -74,6 +76,10 @@ write_hba() {
         echo "local all all scram-sha-256"
         echo "host all all 127.0.0.1/32 scram-sha-256"
         echo "host all all ::1/128 scram-sha-256"
+        if [ "${PG_LISTEN_HOST:-127.0.0.1}" != 127.0.0.1 ]; then
+            echo "host all all 0.0.0.0/0 scram-sha-256"
+            echo "host all all ::/0 scram-sha-256"
+        fi
     } >"$1/data/pg_hba.conf"
     if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$1/data/pg_hba.conf"; fi
     chmod 600 "$1/data/pg_hba.conf"
@@ -117,7 +123,7 @@ run)
     own_dir "$dir"
     cd "$dir"
     as_postgres "$bindir/postgres" -D "$dir/data" \
-        -c listen_addresses=127.0.0.1 -c "port=$port" -c "unix_socket_directories=$dir" \
+        -c "listen_addresses=${PG_LISTEN_HOST:-127.0.0.1}" -c "port=$port" -c "unix_socket_directories=$dir" \
         -c unix_socket_permissions=0700 \
         -c local_preload_libraries=pgextwlist -c "extwlist.custom_path=$dir/extwlist" \
         -c "extwlist.extensions=$(grep -v '^\s*$' "$whitelist_file" | paste -sd, -)" \
