@@ -18,7 +18,12 @@
 # 6. no orphan: every service's List (grpcurl at each live replica's container address) equals
 #    the apps the coordinator's ListApps says have that addon, and PostgreSQL's databases are
 #    exactly one per such app;
-# 7. `down -v`, stops the engine and removes everything it made (also on failure).
+# 7. `down -v`;
+# 8. the same definitions as a swarm stack (deploy/stack.sh) on a single-node swarm in this
+#    engine: every service healthy, postgresql as 2 replicas (both serving installs, as the
+#    stack's Prometheus shows), 6 apps installed through the coordinator, psql as one of them;
+#    `stack.sh rm`, `swarm leave`;
+# then stops the engine and removes everything it made (also on failure).
 # Exit 0: passed. Exit 77: skipped (no root, no dockerd...), with the reason on the last line
 # ("compose test SKIPPED: ..."). Anything else: failed, with what failed.
 # The API token is made for this run and removed with it; grpcurl gets it by -expand-headers
@@ -66,6 +71,9 @@ cleanup() {
             echo "--- logs of $c (tail)" >&2
             docker logs --tail 30 "$c" 2>&1 | sed 's/^/    /' >&2
         done
+    fi
+    if [ -n "${swarm:-}" ]; then
+        docker swarm leave --force >/dev/null 2>&1
     fi
     if [ -S "$engine/docker.sock" ] && [ -f "$work/compose/docker-compose.yml" ]; then
         "${compose[@]}" down -v --remove-orphans -t 5 >/dev/null 2>&1
@@ -348,4 +356,71 @@ say "PostgreSQL: $databases app databases for $want apps"
 [ -z "$(docker ps -aq)" ] || fail "containers left after down"
 [ -z "$(docker volume ls -q --filter "label=com.docker.compose.project=$project")" ] || fail "volumes left after down -v"
 say "down -v: no container, no volume left"
+
+# 8. The same definitions as a swarm stack (deploy/stack.sh) on a single-node swarm in this
+# engine: every service runs (but the privileged docker-engine and docker-proxy, which swarm
+# cannot run), postgresql as 2 replicas found by DNS, and apps install through the coordinator.
+docker swarm init --advertise-addr 127.0.0.1 >/dev/null || fail "docker swarm init"
+swarm=1
+stack=${project}st
+swarm_started=$SECONDS
+STACK_COMPOSE_FILE=$work/compose/docker-compose.yml bash "$repo/deploy/stack.sh" \
+    deploy "$stack" --replicas postgresql=2 >"$work/stack.log" 2>&1 \
+    || { cat "$work/stack.log" >&2; fail "stack.sh deploy"; }
+stack_containers() { docker ps -a --filter "label=com.docker.stack.namespace=$stack" "$@"; }
+deadline=$((SECONDS + 600))
+while :; do
+    # Every service at its desired count of running tasks, and every running container healthy.
+    pending=$(docker service ls --filter "label=com.docker.stack.namespace=$stack" \
+        --format '{{.Name}} {{.Replicas}}' | awk '{ split($2, r, "/"); if (r[1] != r[2]) print }')
+    unhealthy=$(stack_containers --filter status=running --format '{{.Names}} {{.Status}}' | grep -v '(healthy)' || true)
+    [ -z "$pending$unhealthy" ] && break
+    if [ $SECONDS -ge $deadline ]; then
+        echo "$pending" >&2; echo "$unhealthy" >&2
+        fail "the stack did not come up healthy in 600 s"
+    fi
+    sleep 2
+done
+say "swarm stack up and healthy: $(docker service ls -q --filter "label=com.docker.stack.namespace=$stack" | wc -l) services, $(stack_containers -q --filter status=running | wc -l) containers in $((SECONDS - swarm_started))s"
+# The coordinator finds both replicas by their name (it resolves names again every 5 s, and
+# swarm's DNS names a task once it runs).
+deadline=$((SECONDS + 90))
+while :; do
+    detail=$(call "$coordinator" fleet.coordinator.v1.Coordinator/GetFleetStatus '{}' \
+        | jq -r '.services[] | select(.service == "postgresql") | .detail' 2>/dev/null || true)
+    [ "$detail" = "2 of 2 replicas serving" ] && break
+    [ $SECONDS -lt $deadline ] || fail "the stack's coordinator says of postgresql: '$detail'"
+    sleep 2
+done
+for i in 1 2 3 4 5 6; do
+    install "swarm-app-$i" >"$work/swarm-$i.json" || fail "InstallApp swarm-app-$i on the stack"
+done
+# The first app's own credentials, from inside the postgres container (the overlay network is
+# not reachable from the host).
+pg=$(stack_containers -q --filter status=running --filter "label=com.docker.swarm.service.name=${stack}_postgres")
+(umask 077; printf '*:*:*:%s:%s\n' "$(env_of "$work/swarm-1.json" CLOUDRON_POSTGRESQL_USERNAME)" \
+    "$(env_of "$work/swarm-1.json" CLOUDRON_POSTGRESQL_PASSWORD)" >"$work/swarm.pgpass")
+docker cp "$work/swarm.pgpass" "$pg:/tmp/app.pgpass" >/dev/null
+got=$(docker exec -e PGPASSFILE=/tmp/app.pgpass "$pg" sh -c 'chmod 600 /tmp/app.pgpass && exec "$@"' sh \
+    psql -X -q -At -v ON_ERROR_STOP=1 \
+    "host=127.0.0.1 port=5432 user=$(env_of "$work/swarm-1.json" CLOUDRON_POSTGRESQL_USERNAME) dbname=$(env_of "$work/swarm-1.json" CLOUDRON_POSTGRESQL_DATABASE)" \
+    -c 'CREATE TABLE notes (body text); INSERT INTO notes VALUES ($$hello$$); SELECT body FROM notes;') \
+    || fail "psql as swarm-app-1"
+[ "$got" = hello ] || fail "psql as swarm-app-1 read back '$got'"
+say "swarm: 6 apps installed; psql as swarm-app-1 works; postgresql: $detail"
+# Both replicas served installs, as the stack's Prometheus saw them (after its next scrape).
+deadline=$((SECONDS + 90))
+while :; do
+    served=$(curl -fsS "$prometheus/api/v1/query" --data-urlencode \
+        'query=fleet_grpc_calls_total{job="postgresql",method="/fleet.addon.v1.Addon/Provision",code="OK"} > 0' \
+        | jq '.data.result | length' 2>/dev/null || echo 0)
+    [ "$served" = 2 ] && break
+    [ $SECONDS -lt $deadline ] || fail "Prometheus shows $served of 2 postgresql replicas serving installs"
+    sleep 3
+done
+say "swarm: Prometheus shows both postgresql replicas serving installs"
+bash "$repo/deploy/stack.sh" rm "$stack" >/dev/null || fail "stack.sh rm"
+docker swarm leave --force >/dev/null || fail "docker swarm leave"
+swarm=
+say "swarm stack removed, swarm left"
 say "PASSED in $((SECONDS - started_at))s"
