@@ -51,6 +51,13 @@ impl ServiceConfig for Config {
             .optional("FLEET_REDIS_BIND")
             .unwrap_or_else(|| "127.0.0.1".to_owned());
         let app_host = env.optional("FLEET_REDIS_APP_HOST");
+        // An address to listen on, not one an app can connect to.
+        if app_host.is_none() && matches!(bind.as_str(), "0.0.0.0" | "::" | "[::]") {
+            env.problem(format!(
+                "FLEET_REDIS_APP_HOST is required when FLEET_REDIS_BIND is {bind}: the name or \
+                 address apps reach this service's instances at"
+            ));
+        }
         let ports = env
             .optional("FLEET_REDIS_PORTS")
             .unwrap_or_else(|| "46000-46999".to_owned());
@@ -100,5 +107,36 @@ impl ServiceConfig for Config {
 
     fn common(&self) -> &CommonConfig {
         &self.common
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(vars: &[(&str, &str)]) -> String {
+        let vars = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+        match Config::from_env(EnvReader::from_vars("REDIS", vars)) {
+            Ok(_) => String::new(),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    #[test]
+    fn listening_on_every_address_needs_the_host_apps_are_told() {
+        let every = problems(&[
+            ("FLEET_REDIS_DATA_DIR", "/tmp"),
+            ("FLEET_REDIS_BIND", "0.0.0.0"),
+        ]);
+        assert!(
+            every.contains("FLEET_REDIS_APP_HOST is required when FLEET_REDIS_BIND is 0.0.0.0"),
+            "{every}"
+        );
+        let named = problems(&[
+            ("FLEET_REDIS_DATA_DIR", "/tmp"),
+            ("FLEET_REDIS_BIND", "0.0.0.0"),
+            ("FLEET_REDIS_APP_HOST", "redis"),
+        ]);
+        assert!(!named.contains("FLEET_REDIS_APP_HOST"), "{named}");
     }
 }

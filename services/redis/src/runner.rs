@@ -263,7 +263,7 @@ async fn admin_connection(instance: &Instance) -> Option<MultiplexedConnection> 
     let url = format!(
         "redis://{ADMIN_USER}:{}@{}:{}/",
         instance.admin_password.expose(),
-        url_host(&instance.host),
+        url_host(&reachable_host(&instance.host)),
         instance.port
     );
     let client = redis::Client::open(url).ok()?;
@@ -274,6 +274,16 @@ async fn admin_connection(instance: &Instance) -> Option<MultiplexedConnection> 
         .get_multiplexed_async_connection_with_config(&config)
         .await
         .ok()
+}
+
+/// Where the service reaches an instance listening on `bind`: loopback for the unspecified
+/// addresses (`0.0.0.0`, `::`), which are for listening, not for connecting to.
+fn reachable_host(bind: &str) -> String {
+    match bind.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) if ip.is_unspecified() => "127.0.0.1".to_owned(),
+        Ok(std::net::IpAddr::V6(ip)) if ip.is_unspecified() => "::1".to_owned(),
+        _ => bind.to_owned(),
+    }
 }
 
 /// The pid of the server on the instance's port, if it accepts the instance's admin password.
@@ -426,4 +436,17 @@ pub fn prepare_data_dir(data_dir: &Path, owner: Option<Owner>) -> Result<(), Add
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_instance_bound_to_every_address_is_reached_on_loopback() {
+        assert_eq!(reachable_host("0.0.0.0"), "127.0.0.1");
+        assert_eq!(reachable_host("::"), "::1");
+        assert_eq!(reachable_host("10.1.2.3"), "10.1.2.3");
+        assert_eq!(reachable_host("127.0.0.1"), "127.0.0.1");
+    }
 }
