@@ -185,13 +185,13 @@ for name in "${wanted[@]}"; do
     case $name in
     base) build_base ;;
     services) build_services ;;
-    postgres) build_backend postgres postgresql services/postgresql/extension-whitelist.txt ;;
-    mariadb) build_backend mariadb mysql ;;
+    postgres) build_backend postgres postgresql deploy/first-start.sh services/postgresql/extension-whitelist.txt ;;
+    mariadb) build_backend mariadb mysql deploy/first-start.sh ;;
     mongo)
         mkdir -p "$work/mongo"
         ca=${FLEET_BUILD_CA_FILE:-${PIP_CERT:-}}
         if [ -n "$ca" ]; then cp "$ca" "$work/mongo/build-ca.pem"; else : >"$work/mongo/build-ca.pem"; fi
-        build_backend mongo mongodb
+        build_backend mongo mongodb deploy/first-start.sh
         ;;
     slapd) build_backend slapd ldap ;;
     mail) build_backend mail mail ;;
