@@ -1,6 +1,7 @@
 //! `deploy/init-secrets.sh`: every secret file it leaves is 0600 (nothing for group or others),
 //! owned by the uid that reads it in its container, and a re-run repairs a file an older
-//! version left world-readable without changing its content.
+//! version left world-readable without changing its content. The coordinator's pgpass file
+//! carries its database password, and the mongo image's copy an older version made is gone.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::{
@@ -12,10 +13,8 @@ use std::{
 
 /// The services' `fleet` user in deploy/Dockerfile.
 const FLEET_UID: u32 = 10001;
-/// The official mongo image's `mongodb` user.
-const MONGOD_UID: u32 = 999;
-/// What docker-compose.yml mounts, and the mongo container's copy of its password.
-const FILES: [&str; 8] = [
+/// The random secrets docker-compose.yml mounts (64 hex digits each).
+const SECRETS: [&str; 8] = [
     "master.key",
     "token",
     "postgres-password",
@@ -23,7 +22,19 @@ const FILES: [&str; 8] = [
     "mongo-password",
     "ldap-password",
     "mail-postmaster-password",
-    "mongod-root-password",
+    "coordinator-db-password",
+];
+/// Every file it mounts: the secrets and the coordinator's pgpass line.
+const FILES: [&str; 9] = [
+    "master.key",
+    "token",
+    "postgres-password",
+    "mariadb-password",
+    "mongo-password",
+    "ldap-password",
+    "mail-postmaster-password",
+    "coordinator-db-password",
+    "coordinator-db.pgpass",
 ];
 
 fn is_root() -> bool {
@@ -82,22 +93,20 @@ fn every_secret_file_is_0600_and_owned_by_its_reader() {
     for name in FILES {
         let path = dir.join(name);
         let meta = fs::metadata(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let owner = if name == "mongod-root-password" {
-            MONGOD_UID
-        } else {
-            FLEET_UID
-        };
-        assert_eq!(meta.uid(), owner, "owner of {name}");
-        let secret = fs::read_to_string(&path).unwrap();
+        assert_eq!(meta.uid(), FLEET_UID, "owner of {name}");
+    }
+    for name in SECRETS {
+        let secret = fs::read_to_string(dir.join(name)).unwrap();
         assert!(
             secret.len() == 64 && secret.bytes().all(|b| b.is_ascii_hexdigit()),
             "{name} is not 64 hex digits"
         );
     }
+    let password = fs::read_to_string(dir.join("coordinator-db-password")).unwrap();
     assert_eq!(
-        fs::read(dir.join("mongo-password")).unwrap(),
-        fs::read(dir.join("mongod-root-password")).unwrap(),
-        "the mongo container's copy differs"
+        fs::read_to_string(dir.join("coordinator-db.pgpass")).unwrap(),
+        format!("*:*:*:postgres:{password}\n"),
+        "the coordinator's pgpass line does not carry its database password"
     );
 }
 
@@ -114,6 +123,8 @@ fn a_rerun_repairs_modes_and_keeps_every_secret() {
     let old_key = "an existing master key that must not change 0123456789";
     fs::write(dir.join("master.key"), old_key).unwrap();
     fs::set_permissions(dir.join("master.key"), fs::Permissions::from_mode(0o644)).unwrap();
+    // And the mongo image's copy of its password, which nothing mounts any more.
+    fs::write(dir.join("mongod-root-password"), "an old copy").unwrap();
 
     init_secrets(&dir);
     let first: Vec<Vec<u8>> = FILES
@@ -128,6 +139,10 @@ fn a_rerun_repairs_modes_and_keeps_every_secret() {
 
     assert_eq!(fs::read_to_string(dir.join("master.key")).unwrap(), old_key);
     assert_eq!(first, second, "a re-run changed a secret");
+    assert!(
+        !dir.join("mongod-root-password").exists(),
+        "the old mongo copy of a password is left behind"
+    );
     for name in FILES {
         let mode = fs::metadata(dir.join(name)).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode, 0o600, "{name} is {mode:o}");

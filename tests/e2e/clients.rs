@@ -11,7 +11,7 @@ use std::{
     io::Write,
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::{Command, Output, Stdio},
     time::Duration,
 };
 
@@ -65,9 +65,10 @@ pub struct Outcome {
     pub out: String,
 }
 
-/// Runs `command` with `stdin`, secrets masked in what it printed.
-pub fn run(mut command: Command, stdin: &str) -> Outcome {
-    let program = command.get_program().to_string_lossy().into_owned();
+/// Runs `command` (a client the test needs, `what` in messages) with `stdin` to its end; its
+/// output as it is (callers mask it).
+#[track_caller]
+pub fn output_with_stdin(mut command: Command, stdin: &str, what: &str) -> Output {
     let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -75,15 +76,22 @@ pub fn run(mut command: Command, stdin: &str) -> Outcome {
         .spawn()
         .unwrap_or_else(|e| {
             fail(&format!(
-                "cannot run {program} (deploy/install-deps.sh installs it): {e}"
+                "cannot run {what} (deploy/install-deps.sh installs it): {e}"
             ))
         });
     if let Some(mut input) = child.stdin.take() {
+        // A failed write shows as the client's own error.
         let _ = input.write_all(stdin.as_bytes());
     }
-    let output = child
+    child
         .wait_with_output()
-        .unwrap_or_else(|e| fail(&format!("{program}: {e}")));
+        .unwrap_or_else(|e| fail(&format!("{what}: {e}")))
+}
+
+/// Runs `command` with `stdin`, secrets masked in what it printed.
+pub fn run(command: Command, stdin: &str) -> Outcome {
+    let program = command.get_program().to_string_lossy().into_owned();
+    let output = output_with_stdin(command, stdin, &program);
     Outcome {
         ok: output.status.success(),
         out: masked(&format!(

@@ -3,14 +3,14 @@
 //! JSON out. The bearer token reaches grpcurl only through its own environment
 //! (`-expand-headers`), never its command line; the request goes on its stdin.
 
-use std::{
-    io::Write,
-    process::{Command, Stdio},
-};
+use std::process::Command;
 
 use serde_json::Value;
 
-use crate::mask::{ensure, fail, masked};
+use crate::{
+    clients::output_with_stdin,
+    mask::{ensure, fail, masked},
+};
 
 /// The gRPC status code OK.
 pub const OK: i64 = 0;
@@ -91,7 +91,7 @@ impl Grpcurl {
             .args(["-plaintext", "-format-error", "-max-time", "5", "-d", "@"])
             .arg(format!("127.0.0.1:{port}"))
             .arg("grpc.health.v1.Health/Check");
-        let output = spawn_with_stdin(command, "{}", "grpcurl health check");
+        let output = output_with_stdin(command, "{}", "grpcurl (health check)");
         if output.status.success() {
             let reply: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
             Ok(reply["status"].as_str().unwrap_or_default().to_owned())
@@ -107,7 +107,7 @@ impl Grpcurl {
 
 #[track_caller]
 fn run(command: Command, stdin: &str, method: &str) -> Reply {
-    let output = spawn_with_stdin(command, stdin, method);
+    let output = output_with_stdin(command, stdin, &format!("grpcurl ({method})"));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     // grpcurl exits 0 on OK and 64 + the status code on an RPC error; anything else is
@@ -127,25 +127,4 @@ fn run(command: Command, stdin: &str, method: &str) -> Reply {
         ))
     });
     Reply { code, json }
-}
-
-#[track_caller]
-fn spawn_with_stdin(mut command: Command, stdin: &str, what: &str) -> std::process::Output {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            fail(&format!(
-                "cannot run grpcurl for {what} (deploy/install-deps.sh installs it): {e}"
-            ))
-        });
-    if let Some(mut input) = child.stdin.take() {
-        // A failed write shows as grpcurl's own error below.
-        let _ = input.write_all(stdin.as_bytes());
-    }
-    child
-        .wait_with_output()
-        .unwrap_or_else(|e| fail(&format!("grpcurl for {what}: {e}")))
 }
