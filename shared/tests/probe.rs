@@ -13,10 +13,10 @@ use std::{
 };
 
 use fleet_shared::{
-    config::{CommonConfig, ConfigError, EnvReader},
+    config::EnvReader,
     server::{GrpcServer, ServeError},
-    service::{FleetService, PROBE_TIMEOUT, ServiceConfig, probe_with},
-    testkit::harness::{Served, TestSecrets, eventually},
+    service::{FleetService, PROBE_TIMEOUT, probe_with},
+    testkit::harness::{CommonOnly, Served, TestSecrets, eventually},
 };
 use tonic::service::Routes;
 
@@ -26,28 +26,14 @@ static BACKEND_UP: AtomicBool = AtomicBool::new(true);
 /// A server whose backend is [`BACKEND_UP`].
 struct Probed;
 
-struct ProbedConfig(CommonConfig);
-
-impl ServiceConfig for ProbedConfig {
-    fn from_env(mut env: EnvReader) -> Result<Self, ConfigError> {
-        let common = CommonConfig::read(&mut env, 0);
-        env.finish()?;
-        Ok(Self(common.expect("common settings")))
-    }
-
-    fn common(&self) -> &CommonConfig {
-        &self.0
-    }
-}
-
 impl FleetService for Probed {
     const BINARY: &'static str = "fleet-probed";
     const ENV_PREFIX: &'static str = "REDIS";
-    type Config = ProbedConfig;
+    type Config = CommonOnly;
     type Error = ServeError;
 
     fn serve(
-        _config: ProbedConfig,
+        _config: CommonOnly,
         mut server: GrpcServer,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> impl Future<Output = Result<(), ServeError>> + Send {

@@ -12,10 +12,9 @@ use std::{
 
 use bytes::Bytes;
 use fleet_shared::{
-    config::{CommonConfig, ConfigError, EnvReader},
     server::{GrpcServer, ServeError},
-    service::{FleetService, ServiceConfig},
-    testkit::harness::{Served, TestSecrets, eventually},
+    service::FleetService,
+    testkit::harness::{CommonOnly, Served, TestSecrets, eventually},
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -36,28 +35,14 @@ const SERVED: &str = "fleet.addon.v1.Addon";
 /// A server with nothing of its own: health and reflection only.
 struct Bare;
 
-struct BareConfig(CommonConfig);
-
-impl ServiceConfig for BareConfig {
-    fn from_env(mut env: EnvReader) -> Result<Self, ConfigError> {
-        let common = CommonConfig::read(&mut env, 0);
-        env.finish()?;
-        Ok(Self(common.expect("common settings")))
-    }
-
-    fn common(&self) -> &CommonConfig {
-        &self.0
-    }
-}
-
 impl FleetService for Bare {
     const BINARY: &'static str = "fleet-bare";
     const ENV_PREFIX: &'static str = "MYSQL";
-    type Config = BareConfig;
+    type Config = CommonOnly;
     type Error = ServeError;
 
     fn serve(
-        _config: BareConfig,
+        _config: CommonOnly,
         server: GrpcServer,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> impl Future<Output = Result<(), ServeError>> + Send {

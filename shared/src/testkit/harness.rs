@@ -18,7 +18,7 @@ use tonic::{Code, Status, service::interceptor::InterceptedService, transport::C
 use super::TestkitError;
 use crate::{
     auth::SendBearer,
-    config::EnvReader,
+    config::{CommonConfig, ConfigError, EnvReader},
     proto::addon::{DeprovisionRequest, ListRequest, ProvisionRequest, addon_client::AddonClient},
     server::GrpcServer,
     service::{ErrorChain, FleetService, ServiceConfig},
@@ -164,6 +164,23 @@ impl InProcess {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+    }
+}
+
+/// The configuration of a test server that has only the settings every service has.
+pub struct CommonOnly(pub CommonConfig);
+
+impl ServiceConfig for CommonOnly {
+    fn from_env(mut env: EnvReader) -> Result<Self, ConfigError> {
+        let common = CommonConfig::read(&mut env, 0);
+        env.finish()?;
+        common
+            .map(Self)
+            .ok_or_else(|| ConfigError(vec!["incomplete common settings".to_owned()]))
+    }
+
+    fn common(&self) -> &CommonConfig {
+        &self.0
     }
 }
 
