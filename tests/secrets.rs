@@ -24,18 +24,13 @@ const SECRETS: [&str; 8] = [
     "mail-postmaster-password",
     "coordinator-db-password",
 ];
-/// Every file it mounts: the secrets and the coordinator's pgpass line.
-const FILES: [&str; 9] = [
-    "master.key",
-    "token",
-    "postgres-password",
-    "mariadb-password",
-    "mongo-password",
-    "ldap-password",
-    "mail-postmaster-password",
-    "coordinator-db-password",
-    "coordinator-db.pgpass",
-];
+/// The coordinator's password as a pgpass line, which it mounts too.
+const PGPASS: &str = "coordinator-db.pgpass";
+
+/// Every file it mounts.
+fn files() -> impl Iterator<Item = &'static str> {
+    SECRETS.into_iter().chain([PGPASS])
+}
 
 fn is_root() -> bool {
     let out = Command::new("id").arg("-u").output().expect("id");
@@ -90,7 +85,7 @@ fn every_secret_file_is_0600_and_owned_by_its_reader() {
         );
         assert_eq!(mode, 0o600, "{} is {mode:o}", path.display());
     }
-    for name in FILES {
+    for name in files() {
         let path = dir.join(name);
         let meta = fs::metadata(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert_eq!(meta.uid(), FLEET_UID, "owner of {name}");
@@ -104,7 +99,7 @@ fn every_secret_file_is_0600_and_owned_by_its_reader() {
     }
     let password = fs::read_to_string(dir.join("coordinator-db-password")).unwrap();
     assert_eq!(
-        fs::read_to_string(dir.join("coordinator-db.pgpass")).unwrap(),
+        fs::read_to_string(dir.join(PGPASS)).unwrap(),
         format!("*:*:*:postgres:{password}\n"),
         "the coordinator's pgpass line does not carry its database password"
     );
@@ -127,15 +122,9 @@ fn a_rerun_repairs_modes_and_keeps_every_secret() {
     fs::write(dir.join("mongod-root-password"), "an old copy").unwrap();
 
     init_secrets(&dir);
-    let first: Vec<Vec<u8>> = FILES
-        .iter()
-        .map(|f| fs::read(dir.join(f)).unwrap())
-        .collect();
+    let first: Vec<Vec<u8>> = files().map(|f| fs::read(dir.join(f)).unwrap()).collect();
     init_secrets(&dir);
-    let second: Vec<Vec<u8>> = FILES
-        .iter()
-        .map(|f| fs::read(dir.join(f)).unwrap())
-        .collect();
+    let second: Vec<Vec<u8>> = files().map(|f| fs::read(dir.join(f)).unwrap()).collect();
 
     assert_eq!(fs::read_to_string(dir.join("master.key")).unwrap(), old_key);
     assert_eq!(first, second, "a re-run changed a secret");
@@ -143,7 +132,7 @@ fn a_rerun_repairs_modes_and_keeps_every_secret() {
         !dir.join("mongod-root-password").exists(),
         "the old mongo copy of a password is left behind"
     );
-    for name in FILES {
+    for name in files() {
         let mode = fs::metadata(dir.join(name)).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode, 0o600, "{name} is {mode:o}");
     }

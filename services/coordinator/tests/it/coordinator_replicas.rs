@@ -15,24 +15,6 @@ use tonic::Code;
 
 use crate::support::*;
 
-/// A fresh state database for one test: its name and URL.
-async fn state_database(test: &str) -> (String, String) {
-    let name = format!(
-        "coordinator_{test}_{}_{}",
-        std::process::id(),
-        app_id("db").rsplit('-').next().unwrap()
-    );
-    let mut admin = PgConnection::connect(&postgres().admin_url())
-        .await
-        .unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let url = postgres().superuser_url(&name);
-    (name, url)
-}
-
 /// Advisory locks in `database`: (held, waited for).
 async fn advisory_locks(database: &str) -> (i64, i64) {
     let mut admin = PgConnection::connect(&postgres().admin_url())

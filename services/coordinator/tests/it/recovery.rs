@@ -51,15 +51,7 @@ async fn a_restart_keeps_every_app_with_sqlite() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restart_keeps_every_app_with_postgresql() {
-    let database = format!("coordinator_state_{}", std::process::id());
-    let mut admin = PgConnection::connect(&postgres().admin_url())
-        .await
-        .unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let url = postgres().superuser_url(&database);
+    let (_, url) = state_database("restart").await;
 
     let services = Services::start().await;
     let coordinator = Coordinator::start_with(&services, &url, tempfile::tempdir().unwrap()).await;

@@ -321,3 +321,21 @@ impl Coordinator {
         }
     }
 }
+
+/// A fresh state database for one test: its name and URL.
+pub async fn state_database(test: &str) -> (String, String) {
+    let name = format!(
+        "coordinator_{test}_{}_{}",
+        std::process::id(),
+        app_id("db").rsplit('-').next().unwrap()
+    );
+    let mut admin = PgConnection::connect(&postgres().admin_url())
+        .await
+        .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let url = postgres().superuser_url(&name);
+    (name, url)
+}
