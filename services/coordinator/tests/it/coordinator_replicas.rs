@@ -5,10 +5,7 @@
 use std::{collections::BTreeSet, time::Duration};
 
 use fleet_coordinator::app_lock::AppLocks;
-use fleet_shared::{
-    AppId,
-    proto::coordinator::{InstallAppRequest, UpdateAppRequest},
-};
+use fleet_shared::proto::coordinator::{InstallAppRequest, UpdateAppRequest};
 use serde_json::json;
 use sqlx::{Connection, PgConnection};
 use tonic::Code;
@@ -29,21 +26,6 @@ async fn advisory_locks(database: &str) -> (i64, i64) {
     .fetch_one(&mut admin)
     .await
     .unwrap()
-}
-
-/// Holds the postgresql service's own lock on `app`'s resources, so that a call provisioning
-/// its postgresql addon stops half-way until the returned connection is closed.
-async fn stall_postgresql(app: &str) -> PgConnection {
-    let name = AppId::parse(app).unwrap().resource_name().to_string();
-    let mut blocker = PgConnection::connect(&postgres().admin_url())
-        .await
-        .unwrap();
-    sqlx::query("SELECT pg_advisory_lock(x'666c6565'::int, hashtext($1))")
-        .bind(&name)
-        .execute(&mut blocker)
-        .await
-        .unwrap();
-    blocker
 }
 
 /// The state store's rows for `app`: (count, state of the first).

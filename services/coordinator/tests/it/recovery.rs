@@ -6,7 +6,7 @@ use std::{
     time::Duration,
 };
 
-use fleet_shared::{AppId, proto::coordinator::StartAppRequest, testkit::free_port};
+use fleet_shared::{proto::coordinator::StartAppRequest, testkit::free_port};
 use serde_json::json;
 use sqlx::{Connection, PgConnection};
 use tonic::Code;
@@ -115,15 +115,7 @@ async fn kill_9_mid_install_then_restart_leaves_no_orphans() {
     // Hold the app's PostgreSQL lock so the install stops half-way: mysql done, postgresql
     // waiting.
     let app = app_id("kill9");
-    let name = AppId::parse(&app).unwrap().resource_name().to_string();
-    let mut blocker = PgConnection::connect(&postgres().admin_url())
-        .await
-        .unwrap();
-    sqlx::query("SELECT pg_advisory_lock(x'666c6565'::int, hashtext($1))")
-        .bind(&name)
-        .execute(&mut blocker)
-        .await
-        .unwrap();
+    let mut blocker = stall_postgresql(&app).await;
     let mut caller = client(port, &services.secrets.token).await;
     let call = tokio::spawn({
         let app = app.clone();

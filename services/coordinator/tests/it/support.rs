@@ -339,3 +339,18 @@ pub async fn state_database(test: &str) -> (String, String) {
     let url = postgres().superuser_url(&name);
     (name, url)
 }
+
+/// Holds the postgresql service's own lock on `app`'s resources, so that a call provisioning
+/// its postgresql addon stops half-way until the returned connection is closed.
+pub async fn stall_postgresql(app: &str) -> PgConnection {
+    let name = AppId::parse(app).unwrap().resource_name().to_string();
+    let mut blocker = PgConnection::connect(&postgres().admin_url())
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_advisory_lock(x'666c6565'::int, hashtext($1))")
+        .bind(&name)
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    blocker
+}
